@@ -157,3 +157,27 @@ def load_classifier(ref: str, labels: list[str], trust_remote_code: bool = False
         tok_pad = getattr(config, "eos_token_id", None)
         model.config.pad_token_id = tok_pad[0] if isinstance(tok_pad, list) else tok_pad
     return model
+
+
+def export_base(ref: str, out_dir, seed: int = 13, trust_remote_code: bool = False) -> dict:
+    """Save θ_base as a local checkpoint with its pre-training head, plus its tokenizer.
+
+    Every later stage (CPT, fine-tuning, merging) starts from this folder, so they all share one
+    tensor layout; a head missing from the original (the embedded default has no MLM head) is
+    initialised here once, with ``seed``, and then counts as part of θ_base.
+    """
+    import torch
+
+    from cmmerge.fsutil import atomic_dir
+
+    torch.manual_seed(seed)
+    model, fam = load_lm(ref, trust_remote_code)
+    tokenizer = load_tokenizer(ref, trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("base model %s (%s, %s): %.1fM parameters", ref, fam, model.config.model_type, n_params / 1e6)
+    return {"model": ref, "family": fam, "model_type": model.config.model_type, "parameters": n_params}

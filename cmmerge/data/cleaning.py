@@ -1,0 +1,93 @@
+"""Text cleaning and de-duplication, every dropped or changed row counted by reason.
+
+Rows are dictionaries with at least ``text``; functions return new lists and add to a
+``collections.Counter`` so that ``metrics/data.json`` can say exactly what happened to the data.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# plain links, and SentiMix-style pre-tokenised ones ("https // t . co / AbC")
+_URL = re.compile(r"https?://\S+|https?\s*:?\s*/\s*/\s*\S+(?:\s+[./]\s+\S+)*|www\.\S+", re.IGNORECASE)
+_USER = re.compile(r"@\s?[A-Za-z0-9_]+")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass
+class CleaningParams:
+    """Which cleaning steps to apply (all counted in ``metrics/data.json``)."""
+
+    fix_mojibake: bool = True  # ftfy: "Ã©" -> "é", "ðŸ˜‚" -> "😂"
+    urls: str | None = "http"  # replace links with this token; null keeps them
+    users: str | None = "@user"  # replace @mentions with this token; null keeps them
+    lowercase: bool = False
+    min_chars: int = 1
+    drop_duplicates: bool = True
+
+
+def normalise_key(text: str) -> str:
+    """The identity used for duplicates and leakage: case-folded, NFKC, whitespace-collapsed."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def clean_text(text: str, params: CleaningParams, counts: Counter | None = None) -> str:
+    """Apply the configured normalisations to one text, counting what changed."""
+    counts = counts if counts is not None else Counter()
+    out = text
+    if params.fix_mojibake:
+        import ftfy
+
+        fixed = ftfy.fix_text(out, normalization="NFC")
+        if fixed != out:
+            counts["fixed_mojibake"] += 1
+        out = fixed
+    if params.urls is not None:
+        replaced = _URL.sub(params.urls, out)
+        if replaced != out:
+            counts["normalised_url"] += 1
+        out = replaced
+    if params.users is not None:
+        replaced = _USER.sub(params.users, out)
+        if replaced != out:
+            counts["normalised_user"] += 1
+        out = replaced
+    if params.lowercase:
+        out = out.lower()
+    return _SPACE.sub(" ", out).strip()
+
+
+def clean_rows(rows: Iterable[dict], params: CleaningParams, counts: Counter) -> list[dict]:
+    """Clean texts; drop rows that end up (nearly) empty and exact duplicates, counting each reason."""
+    out, seen = [], set()
+    for row in rows:
+        text = clean_text(row["text"], params, counts)
+        if len(text) < params.min_chars:
+            counts["dropped_empty"] += 1
+            continue
+        key = normalise_key(text)
+        if params.drop_duplicates and key in seen:
+            counts["dropped_duplicate"] += 1
+            continue
+        seen.add(key)
+        out.append({**row, "text": text})
+    return out
+
+
+def remove_overlap(rows: Iterable[dict], against: set[str], counts: Counter, reason: str) -> list[dict]:
+    """Drop rows whose normalised text is in ``against`` (leakage between splits), counted as ``reason``."""
+    kept = []
+    for row in rows:
+        if normalise_key(row["text"]) in against:
+            counts[reason] += 1
+        else:
+            kept.append(row)
+    return kept
+
+
+def keys(rows: Iterable[dict]) -> set[str]:
+    return {normalise_key(r["text"]) for r in rows}

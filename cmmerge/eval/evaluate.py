@@ -1,0 +1,123 @@
+"""The ``evaluate@method`` stage: score every seed's model on the in-pair and transfer test sets.
+
+Writes ``metrics/eval/<method>.json`` (the contract in DESIGN.md: ``macro_f1``, ``weighted_f1``,
+``accuracy``, ``n`` for the in-pair test set, averaged over seeds, the per-seed scores, and one
+object per transfer pair under ``transfer``), the raw predictions for the report's significance
+tests, and a confusion-matrix plot file for ``dvc plots``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmmerge.errors import DataError
+from cmmerge.eval.metrics import classification_metrics
+from cmmerge.eval.predict import Classifier
+from cmmerge.eval.stats import seed_interval
+from cmmerge.fsutil import read_json, read_jsonl, write_json
+
+log = logging.getLogger(__name__)
+SCALARS = ("macro_f1", "weighted_f1", "accuracy")
+
+
+@dataclass
+class EvaluateParams:
+    """``evaluate`` section of params.yaml."""
+
+    max_length: int = 128
+    batch_size: int = 64
+
+
+def seed_dirs(models_dir: str | Path) -> dict[int, Path]:
+    """``seed<k>`` sub-folders of a fine-tuning output, by seed."""
+    found = {}
+    for path in sorted(Path(models_dir).glob("seed*")):
+        m = re.fullmatch(r"seed(-?\d+)", path.name)
+        if m and path.is_dir():
+            found[int(m.group(1))] = path
+    if not found:
+        raise DataError(f"{models_dir}: no seed<k> model folders (run the finetune stage first)")
+    return found
+
+
+def test_sets(prepared_dir: str | Path, transfer_dir: str | Path | None) -> dict[str, Path]:
+    """The in-pair test set (``task``) and every transfer pair's test set, by name."""
+    sets = {"task": Path(prepared_dir) / "task" / "test.jsonl"}
+    if transfer_dir is not None:
+        for path in sorted(Path(transfer_dir).glob("*/test.jsonl")):
+            sets[path.parent.name] = path
+    return sets
+
+
+def _aggregate(per_seed: dict[int, dict]) -> dict:
+    out = {k: seed_interval([m[k] for m in per_seed.values()])["mean"] for k in SCALARS}
+    out["macro_f1_std"] = seed_interval([m["macro_f1"] for m in per_seed.values()])["std"]
+    out["n"] = next(iter(per_seed.values()))["n"]
+    out["seeds"] = {str(s): {k: m[k] for k in SCALARS} for s, m in per_seed.items()}
+    return out
+
+
+def evaluate_method(
+    method: str,
+    models_dir: str | Path,
+    prepared_dir: str | Path,
+    transfer_dir: str | Path | None,
+    params: EvaluateParams,
+    metrics_path: str | Path,
+    predictions_path: str | Path,
+    confusion_path: str | Path,
+) -> dict:
+    labels = read_json(Path(prepared_dir) / "labels.json")
+    seeds = seed_dirs(models_dir)
+    sets = test_sets(prepared_dir, transfer_dir)
+    rows = {name: read_jsonl(path) for name, path in sets.items()}
+    preds: dict[str, dict[int, list[str]]] = {name: {} for name in sets}
+    for seed, model_dir in seeds.items():
+        classifier = Classifier(model_dir, params.max_length, params.batch_size)
+        for name, data in rows.items():
+            preds[name][seed] = classifier.predict([r["text"] for r in data])
+    per_set = {}
+    for name, data in rows.items():
+        gold = [r["label"] for r in data]
+        per_seed = {s: classification_metrics(gold, p, labels) for s, p in preds[name].items()}
+        per_set[name] = _aggregate(per_seed)
+        first = per_seed[min(per_seed)]
+        per_set[name]["per_class"] = first["per_class"]
+        log.info(
+            "%s on %s: macro-F1 %.4f ± %.4f over %d seed(s)",
+            method,
+            name,
+            per_set[name]["macro_f1"],
+            per_set[name]["macro_f1_std"],
+            len(per_seed),
+        )
+    report = {
+        **per_set["task"],
+        "method": method,
+        "transfer": {k: v for k, v in per_set.items() if k != "task"},
+    }
+    write_json(metrics_path, report)
+    write_json(
+        predictions_path,
+        {
+            "labels": labels,
+            "sets": {
+                name: {
+                    "ids": [r["id"] for r in rows[name]],
+                    "gold": [r["label"] for r in rows[name]],
+                    "pred": {str(s): p for s, p in preds[name].items()},
+                }
+                for name in rows
+            },
+        },
+    )
+    # DVC's confusion template reads one {actual, predicted} record per item (first seed, in-pair test)
+    first_seed = min(seeds)
+    write_json(
+        confusion_path,
+        [{"actual": r["label"], "predicted": p} for r, p in zip(rows["task"], preds["task"][first_seed], strict=True)],
+    )
+    return report

@@ -1,0 +1,35 @@
+"""Batched prediction with a fine-tuned sequence classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Classifier:
+    """A fine-tuned classifier loaded once and applied to any number of test sets."""
+
+    def __init__(self, model_dir: str | Path, max_length: int = 128, batch_size: int = 64):
+        from transformers import AutoModelForSequenceClassification
+
+        from cmmerge.models import load_tokenizer
+
+        self.tokenizer = load_tokenizer(str(model_dir))
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+        self.max_length, self.batch_size = max_length, batch_size
+
+    def predict(self, texts: list[str]) -> list[str]:
+        """Predicted label strings; batches sorted by length so little time goes to padding."""
+        import torch
+
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        order = sorted(range(len(texts)), key=lambda i: len(enc["input_ids"][i]))
+        pred_ids = [0] * len(texts)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [enc["input_ids"][i] for i in idx]}, return_tensors="pt")
+                logits = self.model(**batch).logits
+                for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
+                    pred_ids[i] = p
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in pred_ids]

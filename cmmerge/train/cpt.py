@@ -1,0 +1,141 @@
+"""Continued pre-training (CPT) on code-mixed text: MLM for encoders, CLM for decoders.
+
+Sentences are tokenised, concatenated and cut into full blocks of ``max_length`` tokens (packing),
+so almost no compute goes to padding: every block is full except none (the remainder is dropped).
+The result is saved with its pre-training head, in the same tensor layout as ``models/base``, so
+the task vector τ_cpt = θ_cpt − θ_base is a tensor-by-tensor difference.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cmmerge.data.loaders import load_corpus
+from cmmerge.errors import ConfigError
+from cmmerge.fsutil import atomic_dir, write_json
+from cmmerge.models import family, lm_class, load_config, load_tokenizer
+from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, training_arguments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CptParams:
+    """``cpt`` section of params.yaml."""
+
+    objective: Literal["auto", "mlm", "clm"] = "auto"  # auto: MLM for encoders, CLM for decoders
+    max_length: int = 64
+    packing: bool = True
+    mlm_probability: float = 0.15
+    seed: int = 13
+    optim: OptimParams = field(default_factory=OptimParams)
+
+    def validate(self, where: str) -> None:
+        if self.max_length < 8:
+            raise ConfigError(f"{where}.max_length must be at least 8, got {self.max_length}")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ConfigError(f"{where}.mlm_probability must be in (0, 1), got {self.mlm_probability}")
+
+
+def _blocks(tokenizer, lines: list[str], max_length: int, objective: str, packing: bool) -> list[list[int]]:
+    """Token-id blocks: packed (concatenated, cut into full blocks) or one padded sentence per block."""
+    if not packing:
+        enc = tokenizer(lines, truncation=True, max_length=max_length)
+        return [ids for ids in enc["input_ids"] if len(ids) > 2]
+    enc = tokenizer(lines, add_special_tokens=False)
+    if objective == "mlm":
+        # [CLS] s1 [SEP] s2 [SEP] ... [SEP]: sentence boundaries stay visible to the model
+        sep, cls = tokenizer.sep_token_id, tokenizer.cls_token_id
+        body, stream = max_length - 2, []
+        for ids in enc["input_ids"]:
+            stream += [*ids, sep]
+        return [[cls, *stream[i : i + body], sep] for i in range(0, len(stream) - body + 1, body)]
+    eos = tokenizer.eos_token_id
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    stream = []
+    for ids in enc["input_ids"]:
+        stream += [*bos, *ids, eos]
+    return [stream[i : i + max_length] for i in range(0, len(stream) - max_length + 1, max_length)]
+
+
+def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out_dir: str | Path, live_dir: str | Path):
+    """Train ``base_dir`` on ``corpus_dir/train.txt`` (validation on ``valid.txt``) and save to ``out_dir``."""
+    import datasets
+    from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
+
+    base_dir, corpus_dir = str(base_dir), Path(corpus_dir)
+    config = load_config(base_dir)
+    fam = family(config)
+    objective = params.objective if params.objective != "auto" else ("mlm" if fam == "encoder" else "clm")
+    if objective == "mlm" and fam == "decoder":
+        raise ConfigError("cpt.objective is 'mlm' but the model is a causal decoder; use 'clm' or 'auto'")
+    tokenizer = load_tokenizer(base_dir)
+    set_seed(params.seed)
+    model = lm_class("encoder" if objective == "mlm" else "decoder").from_pretrained(base_dir)
+
+    train_lines = load_corpus(corpus_dir / "train.txt")
+    valid_path = corpus_dir / "valid.txt"
+    valid_lines = load_corpus(valid_path) if valid_path.is_file() and valid_path.stat().st_size else []
+    train_blocks = _blocks(tokenizer, train_lines, params.max_length, objective, params.packing)
+    if not train_blocks:
+        raise ConfigError(f"cpt.max_length={params.max_length} is longer than the whole corpus; lower it or add text")
+    valid_blocks = _blocks(tokenizer, valid_lines, params.max_length, objective, params.packing) if valid_lines else []
+    n_tokens = sum(len(b) for b in train_blocks)
+    log.info(
+        "CPT (%s) on %d lines -> %d blocks of <= %d tokens (%d tokens, packing=%s)",
+        objective,
+        len(train_lines),
+        len(train_blocks),
+        params.max_length,
+        n_tokens,
+        params.packing,
+    )
+
+    if params.optim.lora.enabled:
+        model = apply_lora(model, params.optim.lora, "CAUSAL_LM" if objective == "clm" else None)
+    collator = DataCollatorForLanguageModeling(
+        tokenizer, mlm=objective == "mlm", mlm_probability=params.mlm_probability, seed=params.seed
+    )
+    callback = LiveLogger(live_dir)
+    with atomic_dir(out_dir) as tmp:
+        args = training_arguments(
+            Path(tmp) / "trainer",
+            params.optim,
+            params.seed,
+            eval_strategy="epoch" if valid_blocks else "no",
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            data_collator=collator,
+            train_dataset=datasets.Dataset.from_dict({"input_ids": train_blocks}),
+            eval_dataset=datasets.Dataset.from_dict({"input_ids": valid_blocks}) if valid_blocks else None,
+            callbacks=[callback],
+        )
+        result = trainer.train()
+        summary = {
+            "objective": objective,
+            "train_loss": result.training_loss,
+            "train_blocks": len(train_blocks),
+            "train_tokens": n_tokens,
+            "steps": result.global_step,
+        }
+        evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+        if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
+            summary.update(valid_loss=evals[-1], valid_perplexity=math.exp(min(evals[-1], 50)))
+        if params.optim.lora.enabled:
+            model = model.merge_and_unload()  # τ_cpt is a full-weight difference either way
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(Path(tmp) / "cpt_summary.json", summary)
+        shutil.rmtree(Path(tmp) / "trainer", ignore_errors=True)
+    log.info(
+        "CPT done: %s",
+        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()),
+    )
+    return summary

@@ -1,0 +1,23 @@
+"""DVC stage ``base``: materialise θ_base (with its pre-training head) as models/base."""
+
+from dataclasses import dataclass
+
+from cmmerge.models import export_base
+from cmmerge.params import load_section
+from cmmerge.runner import stage_main
+
+
+@dataclass
+class ModelParams:
+    name: str
+    seed: int = 13
+    trust_remote_code: bool = False
+
+
+def main() -> None:
+    p = load_section("model", ModelParams)
+    export_base(p.name, "models/base", seed=p.seed, trust_remote_code=p.trust_remote_code)
+
+
+if __name__ == "__main__":
+    stage_main(main)

@@ -1,0 +1,27 @@
+"""DVC stage ``finetune@<method>``: fine-tune the method's starting point once per seed."""
+
+import sys
+
+from cmmerge.params import from_dict, load_section, load_yaml
+from cmmerge.runner import stage_main
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune
+
+
+def main() -> None:
+    method = sys.argv[1]
+    spec = from_dict(MethodSpec, load_yaml("params.yaml")["methods"][method], where=f"params.yaml: methods.{method}")
+    p = load_section("finetune", FinetuneParams)
+    for seed in p.seeds:
+        run_finetune(
+            spec.init,
+            spec.train,
+            "data/prepared/labels.json",
+            p,
+            seed,
+            f"models/finetune/{method}/seed{seed}",
+            f"metrics/train/{method}/seed{seed}",
+        )
+
+
+if __name__ == "__main__":
+    stage_main(main)

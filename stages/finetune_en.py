@@ -1,0 +1,22 @@
+"""DVC stage ``finetune_en``: θ_en, the base fine-tuned on English task data (for τ_en and seq_ft)."""
+
+from cmmerge.params import load_section
+from cmmerge.runner import stage_main
+from cmmerge.train.finetune import FinetuneParams, run_finetune
+
+
+def main() -> None:
+    p = load_section("finetune", FinetuneParams)
+    run_finetune(
+        "models/base",
+        "data/prepared/english",
+        "data/prepared/labels.json",
+        p,
+        p.seeds[0],
+        "models/finetune_en",
+        "metrics/train/finetune_en",
+    )
+
+
+if __name__ == "__main__":
+    stage_main(main)
