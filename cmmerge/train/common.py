@@ -97,6 +97,7 @@ def training_arguments(output_dir: str | Path, optim: OptimParams, seed: int, **
         seed=seed,
         data_seed=seed,
         dataloader_num_workers=0,
+        dataloader_pin_memory=False,
         disable_tqdm=False,
     )
     kwargs.update(overrides)

@@ -1,0 +1,123 @@
+"""CPT (MLM / CLM) and fine-tuning on tiny random encoders and decoders, through the real Trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cmmerge.data.cleaning import CleaningParams
+from cmmerge.data.corpus import CorpusParams, build_corpus
+from cmmerge.data.loaders import DatasetSpec
+from cmmerge.data.prepare import PrepareParams, prepare
+from cmmerge.models import export_base, load_tokenizer
+from cmmerge.train.common import OptimParams
+from cmmerge.train.cpt import CptParams, _blocks, run_cpt
+from cmmerge.train.finetune import FinetuneParams, run_finetune
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("prepared")
+    params = PrepareParams(
+        task=DatasetSpec(str(DEMO / "hinglish_sentiment")),
+        english=DatasetSpec(str(DEMO / "english_sentiment")),
+        cleaning=CleaningParams(),
+        max_train=60,
+        max_english=60,
+    )
+    prepare(params, root / "prepared", root / "data.json")
+    build_corpus(
+        CorpusParams(real=str(DEMO / "corpus"), mix="real", max_lines=300),
+        None,
+        root / "prepared",
+        None,
+        root / "corpus",
+        root / "corpus.json",
+    )
+    return root
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def _tiny_optim(**kw) -> OptimParams:
+    return OptimParams(max_steps=4, batch_size=8, learning_rate=1e-3, logging_steps=1, **kw)
+
+
+@pytest.mark.parametrize("kind", ["llama", "xlmr", "bert"])
+def test_cpt_changes_weights_and_logs_curves(kind, tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    info = export_base(str(tiny_models[kind]), base, seed=1)
+    assert info["family"] == ("decoder" if kind == "llama" else "encoder")
+    out = tmp_path / "cpt"
+    summary = run_cpt(base, prepared / "corpus", CptParams(max_length=32, optim=_tiny_optim()), out, tmp_path / "live")
+    assert summary["objective"] == ("clm" if kind == "llama" else "mlm")
+    assert summary["steps"] == 4 and summary["train_loss"] > 0
+    before, after = _weights(base), _weights(out)
+    assert set(before) == set(after), "CPT must keep θ_base's tensor layout, so τ = θ_cpt − θ_base is defined"
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
+    loss_curve = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    assert loss_curve[0] == "step\tloss" and [int(r.split("\t")[0]) for r in loss_curve[1:]] == [1, 2, 3, 4]
+
+
+def test_bare_encoder_gets_a_seeded_mlm_head(tiny_models, tmp_path):
+    """The embedded default has no MLM head: export_base initialises one, reproducibly from the seed."""
+    a = export_base(str(tiny_models["bert"]), tmp_path / "a", seed=3)
+    export_base(str(tiny_models["bert"]), tmp_path / "b", seed=3)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert any(k.startswith("cls.") for k in wa) and a["model_type"] == "bert"
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("kind", ["xlmr", "bert", "llama"])
+def test_packing_fills_blocks(kind, tiny_models, prepared):
+    tok = load_tokenizer(str(tiny_models[kind]))
+    lines = (prepared / "corpus" / "train.txt").read_text().splitlines()
+    objective = "clm" if kind == "llama" else "mlm"
+    packed = _blocks(tok, lines, 32, objective, packing=True)
+    assert packed and all(len(b) == 32 for b in packed)
+    assert tok.pad_token_id not in {t for b in packed for t in b} or tok.pad_token_id == tok.eos_token_id
+    unpacked = _blocks(tok, lines, 32, objective, packing=False)
+    non_pad = sum(len(b) for b in unpacked) / (32 * len(unpacked))
+    assert non_pad < 0.9, "padding to max length wastes compute on these short sentences"
+
+
+@pytest.mark.parametrize("kind", ["llama", "xlmr"])
+@pytest.mark.parametrize("lora", [False, True])
+def test_finetune_trains_a_classifier(kind, lora, tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    export_base(str(tiny_models[kind]), base)
+    optim = _tiny_optim()
+    optim.lora.enabled = lora
+    params = FinetuneParams(max_length=32, seeds=[5], optim=optim)
+    out = tmp_path / "ft"
+    summary = run_finetune(
+        base, prepared / "prepared" / "task", prepared / "prepared" / "labels.json", params, 5, out, tmp_path / "live"
+    )
+    assert summary["steps"] == 4 and 0.0 <= summary["dev_macro_f1"] <= 1.0
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    assert (out / "adapter" / "adapter_config.json").is_file() == lora
+    from cmmerge.eval.predict import Classifier
+
+    preds = Classifier(out).predict(["yaar movie bahut accha tha", "bakwaas"])
+    assert set(preds) <= {"negative", "neutral", "positive"}
+
+
+def test_finetune_is_deterministic(tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    export_base(str(tiny_models["xlmr"]), base)
+    params = FinetuneParams(max_length=32, seeds=[1], optim=_tiny_optim())
+    args = (base, prepared / "prepared" / "task", prepared / "prepared" / "labels.json", params, 1)
+    run_finetune(*args, tmp_path / "a", tmp_path / "la")
+    run_finetune(*args, tmp_path / "b", tmp_path / "lb")
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
