@@ -1,0 +1,99 @@
+"""The pipeline graph: a change reruns exactly what depends on it, as DVC itself sees it.
+
+In a throw-away copy of the repository every stage's outs are replaced by placeholders and
+recorded with ``dvc commit``, so ``dvc.lock`` matches the workspace without running anything.
+Then one input is changed, DVC is asked which stages changed (``dvc status``), and their
+descendants in DVC's own stage graph are what would rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .repo import copy_repo, dvc, edit_params
+
+
+def _placeholder_outs(repo: Path) -> None:
+    """Stand-ins for every out, and for every dep that lies inside another stage's out."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        for stage in r.index.stages:
+            for out in [*stage.outs, *stage.deps]:
+                path = Path(out.fs_path)
+                if path.exists():
+                    continue
+                if path.suffix in (".json", ".md", ".txt", ".tsv", ".csv"):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text("{}\n" if path.suffix == ".json" else "x\n")
+                else:
+                    path.mkdir(parents=True, exist_ok=True)
+                    (path / "placeholder").write_text(stage.addressing + "\n")
+
+
+def stale_stages(repo: Path) -> set[str]:
+    """Stages that ``dvc status`` reports as changed, plus every stage downstream of them in DVC's graph."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    changed = set(json.loads(dvc(repo, "status", "--json").stdout or "{}"))
+    with Repo(str(repo)) as r:
+        graph = r.index.graph  # edges point from a stage to the stages it depends on
+        by_name = {s.name: s for s in graph.nodes}
+        stale = set(changed)
+        for name in changed:
+            stale |= {s.name for s in nx.ancestors(graph, by_name[name])}
+    return stale
+
+
+@pytest.fixture
+def committed_repo(tmp_path) -> Path:
+    repo = copy_repo(tmp_path / "repo")
+    _placeholder_outs(repo)
+    dvc(repo, "commit", "--force", "--quiet")
+    assert stale_stages(repo) == set(), "a fresh commit must leave nothing stale"
+    return repo
+
+
+ALL_METHODS = {"full_ft", "cpt_ft", "ta_ft", "ties_ft", "seq_ft", "joint_ft"}
+
+
+def test_changing_lambda_reruns_only_merge_and_downstream(committed_repo):
+    edit_params(committed_repo, **{"merge.lambda": 0.3})
+    stale = stale_stages(committed_repo)
+    merged = {"ta_ft", "ties_ft"}
+    assert stale == {"merge", "report"} | {f"{s}@{m}" for s in ("finetune", "evaluate") for m in merged}
+    for never in ("prepare", "cpt", "finetune@full_ft", "evaluate@full_ft", "finetune@cpt_ft", "finetune_en"):
+        assert never not in stale
+
+
+def test_changing_the_cpt_corpus_reruns_cpt_and_descendants_only(committed_repo):
+    corpus = committed_repo / "data/demo/corpus/hinglish.txt"
+    corpus.write_text(corpus.read_text() + "yeh ek nayi line hai corpus mein\n")
+    stale = stale_stages(committed_repo)
+    from_cpt = {"cpt_ft", "ta_ft", "ties_ft"}
+    assert stale == {"corpus", "cpt", "merge", "report"} | {
+        f"{s}@{m}" for s in ("finetune", "evaluate") for m in from_cpt
+    }
+    for never in ("prepare", "finetune@full_ft", "finetune@seq_ft", "finetune@joint_ft", "finetune_en"):
+        assert never not in stale
+
+
+def test_changing_finetune_params_reruns_all_fine_tuning_but_not_cpt(committed_repo):
+    edit_params(committed_repo, **{"finetune.optim.learning_rate": 3e-5})
+    stale = stale_stages(committed_repo)
+    assert {f"finetune@{m}" for m in ALL_METHODS} <= stale and "finetune_en" in stale
+    assert not stale & {"prepare", "corpus", "cpt", "synthesize", "base"}
+
+
+def test_changing_a_transfer_test_set_reruns_only_evaluation(committed_repo):
+    path = committed_repo / "data/demo/spanglish_sentiment/test.jsonl"
+    path.write_text(path.read_text() + '{"id": "new", "text": "la serie was increíble", "label": "positive"}\n')
+    stale = stale_stages(committed_repo)
+    # the CPT corpus is de-leaked against every test set, so it is (correctly) rebuilt too
+    assert {"prepare_transfer@en_es", "corpus", "report"} <= stale
+    assert {f"evaluate@{m}" for m in ALL_METHODS} <= stale
+    assert "prepare" not in stale and "finetune_en" not in stale
