@@ -50,7 +50,8 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {_show(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # a field may be read from another key (metadata {"key": ...}), e.g. ``lambda``, a Python keyword
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(fields)}")
@@ -58,9 +59,9 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     for name, field in fields.items():
         key = f"{where}.{name}"
         if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], key)
+            kwargs[field.name] = _coerce(hints[field.name], data[name], key)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{key} is required ({_describe(hints[name])})")
+            raise ConfigError(f"{key} is required ({_describe(hints[field.name])})")
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if callable(check):

@@ -1,0 +1,149 @@
+"""The merge config: the YAML file of ``cmmerge merge`` and the ``merge`` section of ``params.yaml``.
+
+In the spirit of mergekit's configs::
+
+    merge_method: ties
+    base_model: models/base
+    models:
+      - model: models/cpt
+        parameters: {weight: 1.0, density: 0.2}
+      - model: models/en
+        parameters: {weight: 0.5}
+    parameters: {lambda: 1.0, density: 0.2, sign_election: total}
+    dtype: float32          # compute dtype
+    out_dtype: bfloat16     # default: the base checkpoint's dtype
+    tokenizer_source: base  # or a model's path or name
+
+``parameters`` and each model's ``parameters`` are typed per method (:mod:`.methods`), so a λ given as
+text or a density outside (0, 1] is reported with its dotted key before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from cmmerge.errors import ConfigError
+from cmmerge.params import from_dict, load_yaml, require
+
+DType = Literal["float32", "bfloat16", "float16"]
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ModelSpec:
+    """One input checkpoint (a folder, ``pkg:…`` or hub id) and its per-model parameters."""
+
+    model: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # a short label for logs and the manifest (default: the reference)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+@dataclass
+class MergeConfig:
+    """A validated merge config; build it with :meth:`from_dict` or :meth:`from_yaml`."""
+
+    merge_method: str
+    models: list[ModelSpec]
+    base_model: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    dtype: DType = "float32"
+    out_dtype: DType | None = None
+    tokenizer_source: str = "base"
+    # tensors of the base that a model lacks: "error", or "base" (a zero task vector for that model)
+    missing_tensors: Literal["error", "base"] = "error"
+    # vocabulary-sized tensors whose first dimension differs from the base's: "error", or
+    # "common_rows" (rows both have are merged; rows the model lacks take the base's values)
+    embedding_size_mismatch: Literal["error", "common_rows"] = "error"
+    # align checkpoints saved with and without the base_model_prefix (``bert.``/``model.``)
+    align_prefix: bool = True
+    max_shard_size: str | int = "2GB"
+    trust_remote_code: bool = False
+
+    # filled in by validate(): the method and its typed parameters
+    def validate(self, where: str) -> None:
+        from cmmerge.merge.registry import get_method
+
+        method = get_method(self.merge_method, f"{where}.merge_method")
+        require(
+            len(self.models) >= method.min_models,
+            f"{where}.models: {method.name} needs at least "
+            f"{method.min_models} model(s), got {len(self.models)}",
+        )
+        if method.max_models is not None:
+            require(
+                len(self.models) <= method.max_models,
+                f"{where}.models: {method.name} takes at most "
+                f"{method.max_models} model(s), got {len(self.models)}",
+            )
+        if method.needs_base and method.level == "tensor":
+            require(self.base_model is not None, f"{where}.base_model is required by {method.name}")
+        params = from_dict(method.params, self.parameters, f"{where}.parameters")
+        model_params = [
+            from_dict(method.model_params, m.parameters, f"{where}.models[{i}].parameters")
+            for i, m in enumerate(self.models)
+        ]
+        if method.check_models is not None:
+            method.check_models(params, model_params, where)
+        parse_size(self.max_shard_size, f"{where}.max_shard_size")
+        object.__setattr__(self, "_typed", (method, params, model_params, where))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "merge config") -> MergeConfig:
+        return from_dict(cls, data, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> MergeConfig:
+        return cls.from_dict(load_yaml(path), where=str(path))
+
+    @property
+    def method(self):
+        return self._typed[0]
+
+    @property
+    def method_params(self):
+        return self._typed[1]
+
+    @property
+    def model_params(self) -> list:
+        return self._typed[2]
+
+    @property
+    def where(self) -> str:
+        return self._typed[3]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(value: str | int, key: str) -> int:
+    """``"2GB"`` → 2·10⁹ bytes (``KB/MB/GB`` decimal, ``KiB/MiB/GiB`` binary, or a plain integer)."""
+    if isinstance(value, int):
+        size = value
+    else:
+        text = value.strip().upper().replace(" ", "")
+        number = text.rstrip("KMGIB")
+        unit = text[len(number) :]
+        try:
+            size = int(float(number) * _UNITS[unit])
+        except (ValueError, KeyError):
+            raise ConfigError(f"{key} must be a size such as 2GB or 500MB, got {value!r}") from None
+    if size <= 0:
+        raise ConfigError(f"{key} must be positive, got {value!r}")
+    return size
+
+
+def params_to_dict(obj) -> dict:
+    """A typed parameter dataclass as the mapping a config would give (``lam`` back to ``lambda``)."""
+    return {f.metadata.get("key", f.name): getattr(obj, f.name) for f in dataclasses.fields(obj)}

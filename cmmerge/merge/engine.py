@@ -1,0 +1,286 @@
+"""The streaming merge engine: tensor by tensor over safetensors shards, written atomically.
+
+``run_merge(cfg, out_dir)``:
+
+1. resolves the inputs, reads their configs and shard headers, and checks architectures, names and
+   shapes (:mod:`.plan`) — every problem is a one-line :class:`~cmmerge.errors.MergeError` before
+   anything is written;
+2. streams: a loader thread reads the next tensors of every input (and hashes the bytes it reads)
+   while the main thread merges the current one and a writer thread appends the previous result to
+   its pre-planned shard, so at most a few tensors per input are in memory;
+3. checks every input and output tensor for NaN/Inf;
+4. writes the base's config (with the output dtype), its generation config, the tokenizer of
+   ``tokenizer_source`` and ``merge_manifest.json`` (inputs with SHA-256 of every shard, method,
+   typed parameters, policies and what they did, cmmerge version).
+
+All of it goes into a temporary folder beside ``out_dir`` that is renamed over it at the end
+(:func:`cmmerge.fsutil.atomic_dir`), so an interrupted or failed merge leaves no partial checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import cmmerge
+from cmmerge.errors import CmmergeError, MergeError
+from cmmerge.fsutil import atomic_dir, write_json
+from cmmerge.merge.checkpoint import DTYPE_NAMES, Checkpoint, OutSpec, ShardedWriter
+from cmmerge.merge.config import TORCH_DTYPES, MergeConfig, params_to_dict, parse_size
+from cmmerge.merge.plan import MergePlan, TensorPlan, build_plan
+from cmmerge.merge.registry import TensorJob
+from cmmerge.models import resolve
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "merge_manifest.json"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+_PREFETCH = 2  # tensors read ahead of the one being merged
+
+
+def local_folder(ref: str, label: str) -> Path:
+    """A model reference as a local folder (the engine reads shards directly, so no hub ids)."""
+    name = resolve(ref)
+    path = Path(name)
+    if not path.is_dir():
+        raise MergeError(
+            f"model '{label}': '{ref}' is not a local folder; the merge engine reads save_pretrained folders "
+            "(download the model first)"
+        )
+    return path
+
+
+def run_merge(cfg: MergeConfig, out_dir: str | Path) -> Path:
+    """Merge as ``cfg`` says and write the result to ``out_dir`` (atomically); returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    if cfg.method.level == "adapter":
+        from cmmerge.merge.adapters import run_adapter_merge
+
+        return run_adapter_merge(cfg, out_dir)
+    return _run_tensor_merge(cfg, out_dir)
+
+
+def _open_inputs(cfg: MergeConfig):
+    where = cfg.where
+    ref_label = "base_model" if cfg.base_model is not None else cfg.models[0].label
+    try:
+        ref_path = local_folder(
+            cfg.base_model if cfg.base_model is not None else cfg.models[0].model, ref_label
+        )
+    except CmmergeError as exc:
+        key = "base_model" if cfg.base_model is not None else "models[0].model"
+        raise type(exc)(f"{where}.{key}: {exc}") from None
+    base = Checkpoint.open(ref_path, ref_label)
+    models = []
+    for i, spec in enumerate(cfg.models):
+        label = spec.label
+        try:
+            path = local_folder(spec.model, label)
+        except CmmergeError as exc:  # name the config key too
+            raise type(exc)(f"{where}.models[{i}].model: {exc}") from None
+        models.append((label, Checkpoint.open(path, label)))
+    return ref_label, ref_path, base, models
+
+
+def _output_dtype(cfg: MergeConfig, base: Checkpoint) -> torch.dtype:
+    if cfg.out_dtype is not None:
+        return TORCH_DTYPES[cfg.out_dtype]
+    counts = Counter(t.dtype for t in base.tensors.values() if t.is_float)
+    return counts.most_common(1)[0][0] if counts else torch.float32
+
+
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise MergeError(f"{what} has {n_bad} NaN/Inf value(s) of {t.numel()}")
+
+
+def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
+    method, params, model_params = cfg.method, cfg.method_params, cfg.model_params
+    ref_label, ref_path, base, models = _open_inputs(cfg)
+    try:
+        plan = build_plan(
+            base, ref_label, models, cfg.missing_tensors, cfg.embedding_size_mismatch, cfg.align_prefix
+        )
+        if method.name == "layer_swap":
+            _check_layer_swap(plan, params, cfg.where)
+        tok_dir = _tokenizer_dir(cfg, ref_path)
+        out_dtype = _output_dtype(cfg, base)
+        compute_dtype = TORCH_DTYPES[cfg.dtype]
+        specs = [OutSpec(t.name, t.base.shape, out_dtype if t.merged else t.base.dtype) for t in plan.tensors]
+        log.info(
+            "merging %d tensors of %d model(s) with %s into %s (%s)",
+            len(specs),
+            len(models),
+            method.name,
+            out_dir,
+            DTYPE_NAMES[out_dtype],
+        )
+        with atomic_dir(out_dir) as tmp:
+            writer = ShardedWriter(tmp, specs, parse_size(cfg.max_shard_size, "max_shard_size"))
+            _stream(plan, base, models, method, params, model_params, writer, compute_dtype, out_dtype)
+            shard_names = writer.close()
+            _write_config(ref_path, tmp, out_dtype)
+            tok_files = _copy_tokenizer(tok_dir, tmp)
+            manifest = _manifest(
+                cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files
+            )
+            write_json(tmp / MANIFEST, manifest)
+    finally:
+        base.close()
+        for _, ckpt in models:
+            ckpt.close()
+    log.info("wrote %s", out_dir)
+    return out_dir
+
+
+def _check_layer_swap(plan: MergePlan, params, where: str) -> None:
+    n = plan.layout.num_blocks
+    used = params.bottom + params.top + 2 * params.transition
+    if n == 0:
+        raise MergeError(f"{where}: layer_swap found no numbered transformer blocks in the tensor names")
+    if used > n:
+        raise MergeError(
+            f"{where}.parameters: bottom + top + 2·transition = {used} exceeds the {n} blocks of the model"
+        )
+
+
+def _load(tp: TensorPlan, base: Checkpoint, models, need_base: bool):
+    """Read the inputs of one output tensor (runs in the loader thread)."""
+    base_t = (
+        base.read(tp.name)
+        if (need_base or not tp.merged or any(s.name is None or s.rows for s in tp.sources))
+        else None
+    )
+    if not tp.merged:
+        return base_t, []
+    if base_t is not None:
+        _check_finite(base_t, f"base tensor {tp.name}")
+    model_ts = []
+    for (label, ckpt), src in zip(models, tp.sources, strict=True):
+        if src.name is None:
+            model_ts.append(base_t)
+            continue
+        t = ckpt.read(src.name)
+        _check_finite(t, f"model '{label}': tensor {src.name}")
+        if src.rows is not None:
+            full = base_t.clone().to(t.dtype)
+            full[: src.rows] = t[: src.rows]
+            t = full
+        model_ts.append(t)
+    return base_t, model_ts
+
+
+def _stream(plan, base, models, method, params, model_params, writer, compute_dtype, out_dtype) -> None:
+    jobs = plan.tensors
+    total = sum(t.base.nbytes for t in jobs)
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="cmmerge-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="cmmerge-write") as writer_pool,
+        tqdm(total=total, unit="B", unit_scale=True, desc=f"merge {method.name}", disable=None) as bar,
+    ):
+        pending: list[Future] = [
+            reader.submit(_load, jobs[i], base, models, method.needs_base)
+            for i in range(min(_PREFETCH, len(jobs)))
+        ]
+        write: Future | None = None
+        for i, tp in enumerate(jobs):
+            base_t, model_ts = pending.pop(0).result()
+            if i + _PREFETCH < len(jobs):
+                pending.append(reader.submit(_load, jobs[i + _PREFETCH], base, models, method.needs_base))
+            if tp.merged:
+                job = TensorJob(tp.name, base_t, model_ts, plan.layout, compute_dtype, out_dtype)
+                out = method.merge(job, params, model_params)
+                _check_finite(out, f"merged tensor {tp.name}")
+            else:
+                out = base_t
+            if write is not None:
+                write.result()
+            write = writer_pool.submit(writer.write, tp.name, out)
+            bar.update(tp.base.nbytes)
+        if write is not None:
+            write.result()
+
+
+def _write_config(ref_path: Path, tmp: Path, out_dtype: torch.dtype) -> None:
+    config = json.loads((ref_path / "config.json").read_text(encoding="utf-8"))
+    dtype_name = str(out_dtype).removeprefix("torch.")
+    config["dtype"] = dtype_name
+    if "torch_dtype" in config:
+        config["torch_dtype"] = dtype_name
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if (ref_path / "generation_config.json").is_file():
+        shutil.copy2(ref_path / "generation_config.json", tmp / "generation_config.json")
+
+
+def _tokenizer_dir(cfg: MergeConfig, ref_path: Path) -> Path:
+    src = cfg.tokenizer_source
+    if src == "base":
+        return ref_path
+    for spec in cfg.models:
+        if src in (spec.name, spec.model):
+            return local_folder(spec.model, spec.label)
+    return local_folder(src, f"{cfg.where}.tokenizer_source")
+
+
+def _copy_tokenizer(src: Path, tmp: Path) -> list[str]:
+    copied = [name for name in TOKENIZER_FILES if (src / name).is_file()]
+    for name in copied:
+        shutil.copy2(src / name, tmp / name)
+    if not copied:
+        log.warning("no tokenizer files in %s: the merged folder has none", src)
+    return copied
+
+
+def _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files) -> dict:
+    def describe(label: str, ckpt: Checkpoint) -> dict:
+        return {
+            "label": label,
+            "path": str(ckpt.folder),
+            "model_type": ckpt.config.get("model_type"),
+            "sha256": ckpt.digests(),
+        }
+
+    inputs = []
+    for (label, ckpt), report, mp in zip(models, plan.reports, cfg.model_params, strict=True):
+        entry = describe(label, ckpt)
+        entry["parameters"] = params_to_dict(mp)
+        entry.update(dataclasses.asdict(report))
+        entry.pop("label", None)
+        entry["label"] = label
+        inputs.append(entry)
+    return {
+        "cmmerge_version": cmmerge.__version__,
+        "method": cfg.method.name,
+        "parameters": params_to_dict(cfg.method_params),
+        "base_model": describe(ref_label, base),
+        "models": inputs,
+        "config": cfg.to_dict(),
+        "dtype": cfg.dtype,
+        "out_dtype": DTYPE_NAMES[out_dtype],
+        "tokenizer_source": {"path": str(tok_dir), "files": tok_files},
+        "block_layout": {"prefix": plan.layout.prefix, "num_blocks": plan.layout.num_blocks},
+        "tensors": len(plan.tensors),
+        "shards": shard_names,
+    }
