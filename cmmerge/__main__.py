@@ -1,4 +1,4 @@
-"""``python -m cmmerge`` (minimal placeholder: the lead's version replaces this file)."""
+"""``python -m cmmerge``: the same as the ``cmmerge`` command."""
 
 import sys
 

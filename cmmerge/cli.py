@@ -1,18 +1,161 @@
-"""The ``cmmerge`` command (minimal placeholder: the lead's version replaces this file)."""
+"""The ``cmmerge`` command: every stage's logic, callable outside DVC with explicit paths.
+
+The DVC stages (``stages/*.py``) call the same library functions with the pipeline's fixed paths;
+here each input and output is an argument, and settings come from a params file section, so a
+researcher can run one step on their own folders::
+
+    cmmerge base xlm-roberta-base models/base
+    cmmerge cpt models/base data/corpus models/cpt --params params.yaml
+    cmmerge merge merge.yaml models/merged
+    cmmerge finetune models/merged data/prepared/task models/ft --labels data/prepared/labels.json --seed 1
+    cmmerge evaluate full_ft models/finetune/full_ft
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from cmmerge import __version__
 from cmmerge.runner import run_main
+
+
+def _params(args, section: str, cls):
+    from cmmerge.params import load_section
+
+    return load_section(section, cls, args.params)
+
+
+def _base(args) -> None:
+    from cmmerge.models import export_base
+
+    export_base(args.model, args.out, seed=args.seed, trust_remote_code=args.trust_remote_code)
+
+
+def _prepare(args) -> None:
+    from cmmerge.data.prepare import PrepareParams, prepare
+
+    prepare(_params(args, "prepare", PrepareParams), args.out, args.metrics)
+
+
+def _synthesize(args) -> None:
+    from cmmerge.synth.pipeline import SynthesizeParams, run_synthesize
+
+    run_synthesize(_params(args, "synthesize", SynthesizeParams), args.out, args.metrics)
+
+
+def _corpus(args) -> None:
+    from cmmerge.data.corpus import CorpusParams, build_corpus
+
+    build_corpus(
+        _params(args, "corpus", CorpusParams), args.synthetic, args.prepared, args.transfer, args.out, args.metrics
+    )
+
+
+def _cpt(args) -> None:
+    from cmmerge.train.cpt import CptParams, run_cpt
+
+    run_cpt(args.base, args.corpus, _params(args, "cpt", CptParams), args.out, args.live)
+
+
+def _finetune(args) -> None:
+    from cmmerge.train.finetune import FinetuneParams, run_finetune
+
+    params = _params(args, "finetune", FinetuneParams)
+    seed = params.seeds[0] if args.seed is None else args.seed
+    run_finetune(args.init, args.train, args.labels, params, seed, args.out, args.live)
+
+
+def _evaluate(args) -> None:
+    from cmmerge.eval.evaluate import EvaluateParams, evaluate_method
+
+    evaluate_method(
+        args.method,
+        args.models,
+        args.prepared,
+        args.transfer,
+        _params(args, "evaluate", EvaluateParams),
+        metrics_path=args.metrics or f"metrics/eval/{args.method}.json",
+        predictions_path=args.predictions or f"results/predictions/{args.method}.json",
+        confusion_path=args.confusion or f"metrics/plots/confusion/{args.method}.json",
+    )
+
+
+def _report(args) -> None:
+    from cmmerge.eval.report import ReportParams, build_report
+    from cmmerge.params import load_yaml
+
+    methods = args.methods or list(load_yaml(args.params).get("methods", {}))
+    build_report(
+        methods, args.eval_dir, args.predictions, _params(args, "report", ReportParams), args.summary, args.table
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from cmmerge.merge.cli import register as register_merge
 
-    parser = argparse.ArgumentParser(prog="cmmerge")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="cmmerge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"cmmerge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_text: str, params: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if params:
+            p.add_argument("--params", default="params.yaml", help="params file whose section configures this step")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("base", _base, "save θ_base (with a pre-training head) as a local checkpoint", params=False)
+    p.add_argument("model", help="hub id, local folder, or pkg:<python package>")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=13, help="initialises a missing pre-training head")
+    p.add_argument("--trust-remote-code", action="store_true")
+
+    p = add("prepare", _prepare, "load, clean and de-leak labelled data (params section 'prepare')")
+    p.add_argument("--out", default="data/prepared")
+    p.add_argument("--metrics", default="metrics/data.json")
+
+    p = add("synthesize", _synthesize, "code-mix English text (params section 'synthesize')")
+    p.add_argument("--out", default="data/synth")
+    p.add_argument("--metrics", default="metrics/synth.json")
+
+    p = add("corpus", _corpus, "build the CPT corpus, cleaned and de-leaked (params section 'corpus')")
+    p.add_argument("--synthetic", default="data/synth/corpus.txt")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--transfer", default="data/transfer")
+    p.add_argument("--out", default="data/corpus")
+    p.add_argument("--metrics", default="metrics/corpus.json")
+
+    p = add("cpt", _cpt, "continued pre-training, MLM or CLM (params section 'cpt')")
+    p.add_argument("base")
+    p.add_argument("corpus", help="folder with train.txt (and valid.txt)")
+    p.add_argument("out")
+    p.add_argument("--live", default="metrics/train/cpt", help="DVCLive folder for the training curves")
+
+    p = add("finetune", _finetune, "fine-tune a sequence classifier (params section 'finetune')")
+    p.add_argument("init", help="starting checkpoint")
+    p.add_argument("train", help="prepared folder with train.jsonl (and dev.jsonl)")
+    p.add_argument("out")
+    p.add_argument("--labels", default="data/prepared/labels.json")
+    p.add_argument("--seed", type=int, default=None, help="default: the first of finetune.seeds")
+    p.add_argument("--live", default="metrics/train/finetune")
+
+    p = add("evaluate", _evaluate, "score a method's seed<k> models on the test sets (params section 'evaluate')")
+    p.add_argument("method")
+    p.add_argument("models", help="folder of seed<k> model folders")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--transfer", default="data/transfer")
+    p.add_argument("--metrics")
+    p.add_argument("--predictions")
+    p.add_argument("--confusion")
+
+    p = add("report", _report, "summary.json and the Markdown table of all methods (params section 'report')")
+    p.add_argument("--methods", nargs="*", help="default: the methods in the params file")
+    p.add_argument("--eval-dir", default="metrics/eval")
+    p.add_argument("--predictions", default="results/predictions")
+    p.add_argument("--summary", default="metrics/summary.json")
+    p.add_argument("--table", default="metrics/report.md")
+
     register_merge(sub)
     return parser
 

@@ -121,3 +121,33 @@ def test_finetune_is_deterministic(tiny_models, prepared, tmp_path):
     run_finetune(*args, tmp_path / "b", tmp_path / "lb")
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("kind", ["xlmr", "bert"])
+def test_masked_head_loss_equals_the_models_own(kind, tiny_models, tmp_path):
+    """Projecting only masked positions gives the loss of projecting all of them, and the same gradients."""
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+    from cmmerge.train.cpt import masked_positions_loss, mlm_head
+
+    export_base(str(tiny_models[kind]), tmp_path / "base")
+    model = AutoModelForMaskedLM.from_pretrained(tmp_path / "base").eval()
+    tok = load_tokenizer(str(tmp_path / "base"))
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3, seed=0)
+    batch = collator([tok(t) for t in ["yaar movie bahut accha tha", "ekdum bakwaas service bhai", "kal release hoga"]])
+    full = model(**batch).loss
+    full.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    head = mlm_head(model)
+    assert head is not None
+    loss, logits = masked_positions_loss(model, head, batch)
+    loss.backward()
+    assert logits.shape[0] == int((batch["labels"] != -100).sum())
+    torch.testing.assert_close(loss, full)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, grads[name], rtol=1e-4, atol=1e-6)
+    n = int((batch["labels"] != -100).sum())
+    summed, _ = masked_positions_loss(model, head, batch, num_items_in_batch=2 * n)
+    torch.testing.assert_close(summed, full / 2)
