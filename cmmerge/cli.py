@@ -91,6 +91,26 @@ def _report(args) -> None:
     )
 
 
+def _config_show(args) -> None:
+    from cmmerge.overlay import compose, dump
+
+    print(dump(compose(args.config)), end="")
+
+
+def _config_apply(args) -> None:
+    from cmmerge.overlay import apply
+
+    apply(args.config, args.out)
+
+
+def _exp_run(args) -> None:
+    from cmmerge.overlay import exp_run
+
+    code = exp_run(args.config, args.dvc_args)
+    if code:
+        raise SystemExit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cmmerge.merge.cli import register as register_merge
 
@@ -155,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", default="results/predictions")
     p.add_argument("--summary", default="metrics/summary.json")
     p.add_argument("--table", default="metrics/report.md")
+
+    p = add("config", _config_show, "print the params that an experiment config composes to", params=False)
+    p.add_argument("action", choices=["show", "apply"], help="show: print; apply: write to --out")
+    p.add_argument("config", help="an experiment config (YAML with include: [...])")
+    p.add_argument("--out", default="params.yaml")
+    p.set_defaults(func=lambda a: _config_apply(a) if a.action == "apply" else _config_show(a))
+
+    p = add("exp", _exp_run, "compose an experiment config into params.yaml and `dvc exp run` it", params=False)
+    p.add_argument("action", choices=["run"])
+    p.add_argument("config")
+    p.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc exp run (after --)")
 
     register_merge(sub)
     return parser

@@ -35,10 +35,15 @@ class CptParams:
     # compute the MLM head (hidden -> vocabulary logits) only at the masked ~15% of positions: the same
     # loss, at a fraction of the cost, since the vocabulary projection dominates small encoders
     masked_head_only: bool = True
+    # train only the pre-training head for this many first steps: a head initialised at random (the
+    # embedded default ships none) would otherwise send large, meaningless gradients into the encoder
+    head_warmup_steps: int = 0
     seed: int = 13
     optim: OptimParams = field(default_factory=OptimParams)
 
     def validate(self, where: str) -> None:
+        if self.head_warmup_steps < 0:
+            raise ConfigError(f"{where}.head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
         if self.max_length < 8:
             raise ConfigError(f"{where}.max_length must be at least 8, got {self.max_length}")
         if not 0.0 < self.mlm_probability < 1.0:
@@ -111,6 +116,26 @@ def _masked_head_trainer():
     return MaskedHeadTrainer
 
 
+def _head_warmup_callback(model, steps: int):
+    """Freeze the encoder/decoder body for the first ``steps`` optimiser steps, then train everything."""
+    from transformers import TrainerCallback
+
+    body = [p for p in model.base_model.parameters() if p.requires_grad]
+
+    class HeadWarmup(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            # parameters without gradients are skipped by the optimiser (no update, no moment estimates)
+            train_body = state.global_step >= steps
+            for p in body:
+                p.requires_grad_(train_body)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            for p in body:
+                p.requires_grad_(True)
+
+    return HeadWarmup()
+
+
 def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out_dir: str | Path, live_dir: str | Path):
     """Train ``base_dir`` on ``corpus_dir/train.txt`` (validation on ``valid.txt``) and save to ``out_dir``."""
     import datasets
@@ -155,7 +180,9 @@ def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out
     collator = DataCollatorForLanguageModeling(
         tokenizer, mlm=objective == "mlm", mlm_probability=params.mlm_probability, seed=params.seed
     )
-    callback = LiveLogger(live_dir)
+    callbacks = [LiveLogger(live_dir)]
+    if params.head_warmup_steps and not params.optim.lora.enabled:
+        callbacks.append(_head_warmup_callback(model, params.head_warmup_steps))
     with atomic_dir(out_dir) as tmp:
         args = training_arguments(
             Path(tmp) / "trainer",
@@ -170,7 +197,7 @@ def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out
             data_collator=collator,
             train_dataset=datasets.Dataset.from_dict({"input_ids": train_blocks}),
             eval_dataset=datasets.Dataset.from_dict({"input_ids": valid_blocks}) if valid_blocks else None,
-            callbacks=[callback],
+            callbacks=callbacks,
         )
         result = trainer.train()
         summary = {

@@ -151,3 +151,21 @@ def test_masked_head_loss_equals_the_models_own(kind, tiny_models, tmp_path):
     n = int((batch["labels"] != -100).sum())
     summed, _ = masked_positions_loss(model, head, batch, num_items_in_batch=2 * n)
     torch.testing.assert_close(summed, full / 2)
+
+
+def test_head_warmup_leaves_the_body_untouched(tiny_models, prepared, tmp_path):
+    """During head warm-up only the (randomly initialised) MLM head moves; the encoder keeps θ_base."""
+    export_base(str(tiny_models["bert"]), tmp_path / "base", seed=2)
+    params = CptParams(max_length=32, head_warmup_steps=3, optim=_tiny_optim())
+    params.optim.max_steps = 3
+    run_cpt(tmp_path / "base", prepared / "corpus", params, tmp_path / "warm", tmp_path / "live")
+    before, after = _weights(tmp_path / "base"), _weights(tmp_path / "warm")
+    body = [k for k in before if k.startswith("bert.")]
+    head = [k for k in before if k.startswith("cls.")]
+    assert body and head
+    assert all(torch.equal(before[k], after[k]) for k in body)
+    assert any(not torch.equal(before[k], after[k]) for k in head)
+    params.optim.max_steps = 5  # two steps past the warm-up: now the body trains too
+    run_cpt(tmp_path / "base", prepared / "corpus", params, tmp_path / "full", tmp_path / "live2")
+    full = _weights(tmp_path / "full")
+    assert any(not torch.equal(before[k], full[k]) for k in body)

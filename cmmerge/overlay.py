@@ -1,0 +1,85 @@
+"""Experiment configs: small YAML overlays that include a common base, composed into a params file.
+
+As in lm-evaluation-harness, an experiment is a short file that names what differs::
+
+    # configs/real/sentimix_hinglish.yaml
+    include: [_base.yaml]
+    prepare:
+      task: {path: ../shared/data/sentimix_hinglish}
+
+``include`` lists files (relative to the including file) composed first, in order. Mappings merge
+key by key, recursively; any other value (a list, a number, a string) replaces what was there; the
+value ``__delete__`` removes a key (e.g. a demo transfer pair). The composed result is a complete
+``params.yaml``, so DVC tracks the experiment exactly as it tracks the default:
+``cmmerge config apply CONFIG`` writes it, ``cmmerge exp run CONFIG`` writes it and runs
+``dvc exp run``.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cmmerge.errors import ConfigError
+from cmmerge.params import load_yaml
+
+DELETE = "__delete__"
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` on top of ``base`` (neither is modified): mappings merge, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if value == DELETE:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """The params of config ``path`` with all its includes applied."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: include cycle ({chain})")
+    data = load_yaml(path)
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: include must be a file name or a list of file names")
+    result: dict = {}
+    for name in includes:
+        target = (path.parent / name).resolve()
+        if not target.is_file():
+            raise ConfigError(f"{path}: included file {name} not found (looked at {target})")
+        result = deep_merge(result, compose(target, (*_seen, path)))
+    return deep_merge(result, data)
+
+
+def dump(params: dict[str, Any]) -> str:
+    header = "# composed by `cmmerge config apply`; edit the config files, not this output\n"
+    return header + yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=120)
+
+
+def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
+    params = compose(config)
+    Path(out).write_text(dump(params), encoding="utf-8")
+    return params
+
+
+def exp_run(config: str | Path, extra: list[str]) -> int:
+    """Compose ``config`` into params.yaml and run it as a named DVC experiment."""
+    apply(config)
+    name = Path(config).stem.replace("_", "-")
+    cmd = ["dvc", "exp", "run", "--name", name, *extra]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
