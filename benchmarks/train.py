@@ -48,7 +48,7 @@ def run_cpt_variant(name: str, base: str, lines: list[str], steps: int, batch: i
 
     from cmmerge.models import load_tokenizer
     from cmmerge.train.common import OptimParams, training_arguments
-    from cmmerge.train.cpt import _blocks, _masked_head_trainer
+    from cmmerge.train.cpt import _blocks, use_masked_positions_loss
 
     packing = name in ("packed", "cmmerge")
     masked = name in ("padded_masked_head", "cmmerge")
@@ -73,9 +73,10 @@ def run_cpt_variant(name: str, base: str, lines: list[str], steps: int, batch: i
         return out
 
     with tempfile.TemporaryDirectory() as tmp:
-        cls = _masked_head_trainer() if masked else Trainer
+        if masked:
+            assert use_masked_positions_loss(model)
         args = training_arguments(tmp, optim, 0, disable_tqdm=True, prediction_loss_only=True)
-        trainer = cls(model=model, args=args, data_collator=counting_collator, train_dataset=data)
+        trainer = Trainer(model=model, args=args, data_collator=counting_collator, train_dataset=data)
         torch.set_num_threads(torch.get_num_threads())
         start = time.perf_counter()
         result = trainer.train()

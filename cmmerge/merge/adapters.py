@@ -104,9 +104,7 @@ def concat_factors(
     return b, a
 
 
-def ia3_target(
-    l_task: torch.Tensor, l_ref_src: torch.Tensor, l_ref_tgt: torch.Tensor, lam: float
-) -> torch.Tensor:
+def ia3_target(l_task: torch.Tensor, l_ref_src: torch.Tensor, l_ref_tgt: torch.Tensor, lam: float) -> torch.Tensor:
     """``l_task ⊙ (λ (l_ref_tgt ⊘ l_ref_src − 1) + 1)``."""
     return l_task * (lam * (l_ref_tgt / l_ref_src - 1.0) + 1.0)
 
@@ -166,9 +164,7 @@ def _check_same(adapters: dict[str, Adapter]) -> str:
             raise MergeError(f"adapter '{a.label}': LoRA biases (lora_bias) are not supported by adamergex")
         if a.config.get("fan_in_fan_out") != adapters["task"].config.get("fan_in_fan_out"):
             raise MergeError(f"adapter '{a.label}': fan_in_fan_out differs from the task adapter's")
-    merged = [
-        n for n in adapters["task"].tensors if n.endswith((".lora_A.weight", ".lora_B.weight", ".ia3_l"))
-    ]
+    merged = [n for n in adapters["task"].tensors if n.endswith((".lora_A.weight", ".lora_B.weight", ".ia3_l"))]
     for r, a in adapters.items():
         names = {n for n in a.tensors if n.endswith((".lora_A.weight", ".lora_B.weight", ".ia3_l"))}
         diff = sorted(set(merged) ^ names)
@@ -194,9 +190,7 @@ def _merge_lora(adapters: dict[str, Adapter], p: AdaMergeXParams, compute: torch
                     f"adapter '{ad.label}': {prefix} has LoRA factors of shapes {list(b.shape)} · "
                     f"{list(a.shape)}; only 2-d (linear) LoRA layers are supported"
                 )
-            s = lora_scaling(
-                float(ad.config.get("lora_alpha", 8)), a.shape[0], bool(ad.config.get("use_rslora"))
-            )
+            s = lora_scaling(float(ad.config.get("lora_alpha", 8)), a.shape[0], bool(ad.config.get("use_rslora")))
             factors[role] = (b, a, s)
         shapes = {r: (f[0].shape[0], f[1].shape[1]) for r, f in factors.items()}
         if len(set(shapes.values())) != 1:
@@ -233,8 +227,7 @@ def _merge_ia3(adapters: dict[str, Adapter], p: AdaMergeXParams, compute: torch.
             raise MergeError(f"adamergex: {name} has different shapes across adapters")
         if bool((ls["ref_src"] == 0).any()):
             raise MergeError(
-                f"adapter '{adapters['ref_src'].label}': {name} has zeros, so l_ref_tgt ⊘ l_ref_src "
-                "is undefined"
+                f"adapter '{adapters['ref_src'].label}': {name} has zeros, so l_ref_tgt ⊘ l_ref_src is undefined"
             )
         out[name] = ia3_target(ls["task"], ls["ref_src"], ls["ref_tgt"], p.lam).to(out_dtype).contiguous()
     return out, dict(adapters["task"].config)
@@ -255,9 +248,7 @@ def run_adapter_merge(cfg, out_dir: Path) -> Path:
             raise type(exc)(f"{cfg.where}.models[{i}].model: {exc}") from None
     kind = _check_same(adapters)
     compute = TORCH_DTYPES[cfg.dtype]
-    task_dtype = next(
-        (t.dtype for t in adapters["task"].tensors.values() if t.is_floating_point()), torch.float32
-    )
+    task_dtype = next((t.dtype for t in adapters["task"].tensors.values() if t.is_floating_point()), torch.float32)
     out_dtype = TORCH_DTYPES[cfg.out_dtype] if cfg.out_dtype else task_dtype
     merged, config = (_merge_lora if kind == "LORA" else _merge_ia3)(adapters, p, compute, out_dtype)
     for name, t in merged.items():
@@ -267,9 +258,7 @@ def run_adapter_merge(cfg, out_dir: Path) -> Path:
     tensors.update(merged)
     with atomic_dir(out_dir) as tmp:
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        (tmp / ADAPTER_CONFIG).write_text(
-            json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         manifest = {
             "cmmerge_version": cmmerge.__version__,
             "method": cfg.method.name,

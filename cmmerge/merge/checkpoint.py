@@ -159,9 +159,7 @@ class Checkpoint:
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise MergeError(
-                f"model '{label}': {config_path} not found (expected a save_pretrained folder)"
-            ) from None
+            raise MergeError(f"model '{label}': {config_path} not found (expected a save_pretrained folder)") from None
         except json.JSONDecodeError as exc:
             raise MergeError(f"model '{label}': {config_path} is not valid JSON ({exc.msg})") from None
         files = safetensors_files(folder, label)
@@ -171,8 +169,7 @@ class Checkpoint:
             for name, info in found.items():
                 if name in tensors:
                     raise MergeError(
-                        f"model '{label}': tensor {name} is in two shards "
-                        f"({tensors[name].file.name}, {f.name})"
+                        f"model '{label}': tensor {name} is in two shards ({tensors[name].file.name}, {f.name})"
                     )
                 tensors[name] = info
         return cls(folder, config, tensors, files)
@@ -214,9 +211,7 @@ def safetensors_files(folder: Path, label: str) -> list[Path]:
         files = sorted({folder / f for f in weight_map.values()})
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise MergeError(
-                f"model '{label}': shard(s) listed in {INDEX_FILE} are missing: {', '.join(missing)}"
-            )
+            raise MergeError(f"model '{label}': shard(s) listed in {INDEX_FILE} are missing: {', '.join(missing)}")
         return files
     if (folder / SINGLE_FILE).is_file():
         return [folder / SINGLE_FILE]
@@ -266,9 +261,7 @@ class ShardedWriter:
             shards[-1].append(spec)
             size += spec.nbytes
         n = len(shards)
-        self.names = (
-            [SINGLE_FILE] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
-        )
+        self.names = [SINGLE_FILE] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
         self._plan = [(spec, shard) for shard, group in enumerate(shards) for spec in group]
         self._shards = shards
         self._next = 0
@@ -300,9 +293,7 @@ class ShardedWriter:
         if name != spec.name:
             raise RuntimeError(f"writer expected tensor {spec.name}, got {name}")  # engine bug
         if tuple(tensor.shape) != spec.shape or tensor.dtype != spec.dtype:
-            raise RuntimeError(
-                f"{name}: planned {spec.shape} {spec.dtype}, got {tuple(tensor.shape)} {tensor.dtype}"
-            )
+            raise RuntimeError(f"{name}: planned {spec.shape} {spec.dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
         if shard != self._shard:
             self._open_shard(shard)
         if spec.nbytes:

@@ -75,14 +75,12 @@ class MergeConfig:
         method = get_method(self.merge_method, f"{where}.merge_method")
         require(
             len(self.models) >= method.min_models,
-            f"{where}.models: {method.name} needs at least "
-            f"{method.min_models} model(s), got {len(self.models)}",
+            f"{where}.models: {method.name} needs at least {method.min_models} model(s), got {len(self.models)}",
         )
         if method.max_models is not None:
             require(
                 len(self.models) <= method.max_models,
-                f"{where}.models: {method.name} takes at most "
-                f"{method.max_models} model(s), got {len(self.models)}",
+                f"{where}.models: {method.name} takes at most {method.max_models} model(s), got {len(self.models)}",
             )
         if method.needs_base and method.level == "tensor":
             require(self.base_model is not None, f"{where}.base_model is required by {method.name}")

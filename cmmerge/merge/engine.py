@@ -85,9 +85,7 @@ def _open_inputs(cfg: MergeConfig):
     where = cfg.where
     ref_label = "base_model" if cfg.base_model is not None else cfg.models[0].label
     try:
-        ref_path = local_folder(
-            cfg.base_model if cfg.base_model is not None else cfg.models[0].model, ref_label
-        )
+        ref_path = local_folder(cfg.base_model if cfg.base_model is not None else cfg.models[0].model, ref_label)
     except CmmergeError as exc:
         key = "base_model" if cfg.base_model is not None else "models[0].model"
         raise type(exc)(f"{where}.{key}: {exc}") from None
@@ -120,9 +118,7 @@ def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
     method, params, model_params = cfg.method, cfg.method_params, cfg.model_params
     ref_label, ref_path, base, models = _open_inputs(cfg)
     try:
-        plan = build_plan(
-            base, ref_label, models, cfg.missing_tensors, cfg.embedding_size_mismatch, cfg.align_prefix
-        )
+        plan = build_plan(base, ref_label, models, cfg.missing_tensors, cfg.embedding_size_mismatch, cfg.align_prefix)
         if method.name == "layer_swap":
             _check_layer_swap(plan, params, cfg.where)
         tok_dir = _tokenizer_dir(cfg, ref_path)
@@ -143,9 +139,7 @@ def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
             shard_names = writer.close()
             _write_config(ref_path, tmp, out_dtype)
             tok_files = _copy_tokenizer(tok_dir, tmp)
-            manifest = _manifest(
-                cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files
-            )
+            manifest = _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files)
             write_json(tmp / MANIFEST, manifest)
     finally:
         base.close()
@@ -201,8 +195,7 @@ def _stream(plan, base, models, method, params, model_params, writer, compute_dt
         tqdm(total=total, unit="B", unit_scale=True, desc=f"merge {method.name}", disable=None) as bar,
     ):
         pending: list[Future] = [
-            reader.submit(_load, jobs[i], base, models, method.needs_base)
-            for i in range(min(_PREFETCH, len(jobs)))
+            reader.submit(_load, jobs[i], base, models, method.needs_base) for i in range(min(_PREFETCH, len(jobs)))
         ]
         write: Future | None = None
         for i, tp in enumerate(jobs):

@@ -206,8 +206,7 @@ def _check_roles(p: LayerSwapParams, mps: list[RoleParams], where: str) -> None:
     roles = sorted(m.role for m in mps)
     require(
         roles == ["inner", "outer"],
-        f"{where}.models: layer_swap needs exactly one model with role 'outer' and one with role 'inner', "
-        f"got {roles}",
+        f"{where}.models: layer_swap needs exactly one model with role 'outer' and one with role 'inner', got {roles}",
     )
 
 

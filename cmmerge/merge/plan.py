@@ -90,9 +90,7 @@ def _first_segment(names) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-def align_names(
-    base_names: list[str], model_names: set[str], enabled: bool = True
-) -> tuple[dict[str, str], str]:
+def align_names(base_names: list[str], model_names: set[str], enabled: bool = True) -> tuple[dict[str, str], str]:
     """Map base names to a model's names, adding or stripping one leading segment if that fits better."""
     candidates: list[tuple[str, dict[str, str]]] = [("identity", {b: b for b in base_names})]
     if enabled:
@@ -103,9 +101,7 @@ def align_names(
         if q is not None:
             strip = {b: (b[len(q) + 1 :] if b.startswith(q + ".") else b) for b in base_names}
             candidates.append((f"strip '{q}.'", strip))
-    scored = [
-        (sum(m in model_names for m in mapping.values()), i) for i, (_, mapping) in enumerate(candidates)
-    ]
+    scored = [(sum(m in model_names for m in mapping.values()), i) for i, (_, mapping) in enumerate(candidates)]
     best = max(scored, key=lambda s: (s[0], -s[1]))[1]
     label, mapping = candidates[best]
     return mapping, label
@@ -144,9 +140,7 @@ def build_plan(
         if ckpt.config.get("model_type") != base_type
     ]
     if wrong:
-        raise MergeError(
-            f"different architectures: the base '{base_label}' is {base_type!r} but model {_show(wrong)}"
-        )
+        raise MergeError(f"different architectures: the base '{base_label}' is {base_type!r} but model {_show(wrong)}")
 
     # output order = the base's file order, so every input is read front to back
     base_names = sorted(base.tensors, key=lambda n: (base.tensors[n].file.name, base.tensors[n].start))
@@ -205,8 +199,7 @@ def build_plan(
             else " (for vocabulary-size differences see embedding_size_mismatch: common_rows)"
         )
         raise MergeError(
-            f"tensor shapes differ from the base's in {len(shape_errors)} place(s): "
-            f"{_show(shape_errors)}{hint}"
+            f"tensor shapes differ from the base's in {len(shape_errors)} place(s): {_show(shape_errors)}{hint}"
         )
     if missing_all and missing_tensors == "error":
         by_model = Counter(label for label, _ in missing_all)

@@ -53,9 +53,7 @@ def swap_weight(
     return 0.0
 
 
-def blend(
-    outer: torch.Tensor, inner: torch.Tensor, alpha: float, compute_dtype=torch.float32
-) -> torch.Tensor:
+def blend(outer: torch.Tensor, inner: torch.Tensor, alpha: float, compute_dtype=torch.float32) -> torch.Tensor:
     """``α θ_outer + (1 − α) θ_inner``; α ∈ {0, 1} copies the source exactly (no rounding)."""
     if alpha == 1.0:
         return outer.clone()

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cmmerge.data.loaders import load_corpus
 from cmmerge.errors import ConfigError
-from cmmerge.fsutil import atomic_dir, write_json
+from cmmerge.fsutil import write_json
 from cmmerge.models import family, lm_class, load_config, load_tokenizer
-from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, training_arguments
+from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, prepare_run, save_on_main, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +98,31 @@ def masked_positions_loss(model, head, inputs: dict, num_items_in_batch=None):
     return total / num_items_in_batch, logits
 
 
-def _masked_head_trainer():
-    from transformers import Trainer
+def use_masked_positions_loss(model) -> bool:
+    """Make ``model``'s forward compute the MLM loss with the head only at masked positions.
 
-    class MaskedHeadTrainer(Trainer):
-        """A Trainer whose MLM loss projects only the masked positions onto the vocabulary."""
+    The override is on the instance, so the model stays a ``PreTrainedModel`` (``save_pretrained``,
+    checkpoints) and DDP still calls it through its wrapper; it takes transformers' ``num_items_in_batch``
+    so the Trainer normalises the loss over gradient accumulation and processes as for its own models.
+    Returns False (and changes nothing) when the head cannot be found.
+    """
+    from transformers.modeling_outputs import MaskedLMOutput
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            head = mlm_head(model)
-            loss, logits = masked_positions_loss(model, head, inputs, num_items_in_batch)
-            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
-                # Trainer.compute_loss's own rescaling of token-averaged losses under data parallelism
-                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-            return (loss, {"logits": logits}) if return_outputs else loss
+    head = mlm_head(model)
+    if head is None:
+        return False
+    original = type(model).forward
 
-    return MaskedHeadTrainer
+    def forward(input_ids=None, attention_mask=None, labels=None, num_items_in_batch=None, **kwargs):
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, **kwargs}
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        if labels is None:
+            return original(model, **inputs)
+        loss, logits = masked_positions_loss(model, head, {**inputs, "labels": labels}, num_items_in_batch)
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+    model.forward = forward
+    return True
 
 
 def _head_warmup_callback(model, steps: int):
@@ -136,8 +145,19 @@ def _head_warmup_callback(model, steps: int):
     return HeadWarmup()
 
 
-def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out_dir: str | Path, live_dir: str | Path):
-    """Train ``base_dir`` on ``corpus_dir/train.txt`` (validation on ``valid.txt``) and save to ``out_dir``."""
+def run_cpt(
+    base_dir: str | Path,
+    corpus_dir: str | Path,
+    params: CptParams,
+    out_dir: str | Path,
+    live_dir: str | Path,
+    resume: bool = True,
+) -> dict:
+    """Train ``base_dir`` on ``corpus_dir/train.txt`` (validation on ``valid.txt``) and save to ``out_dir``.
+
+    With ``params.optim.checkpoint_steps`` set, a run that was killed resumes from its last checkpoint
+    when started again with the same params and inputs (``resume=False`` always starts afresh).
+    """
     import datasets
     from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
 
@@ -169,12 +189,9 @@ def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out
         params.packing,
     )
 
-    trainer_cls = Trainer
-    if objective == "mlm" and params.masked_head_only and not params.optim.lora.enabled:
-        if mlm_head(model) is not None:
-            trainer_cls = _masked_head_trainer()
-        else:
-            log.warning("cannot find the MLM head of %s: computing it at every position", type(model).__name__)
+    wants_masked_head = objective == "mlm" and params.masked_head_only and not params.optim.lora.enabled
+    if wants_masked_head and not use_masked_positions_loss(model):
+        log.warning("cannot find the MLM head of %s: computing it at every position", type(model).__name__)
     if params.optim.lora.enabled:
         model = apply_lora(model, params.optim.lora, "CAUSAL_LM" if objective == "clm" else None)
     collator = DataCollatorForLanguageModeling(
@@ -183,39 +200,39 @@ def run_cpt(base_dir: str | Path, corpus_dir: str | Path, params: CptParams, out
     callbacks = [LiveLogger(live_dir)]
     if params.head_warmup_steps and not params.optim.lora.enabled:
         callbacks.append(_head_warmup_callback(model, params.head_warmup_steps))
-    with atomic_dir(out_dir) as tmp:
-        args = training_arguments(
-            Path(tmp) / "trainer",
-            params.optim,
-            params.seed,
-            eval_strategy="epoch" if valid_blocks else "no",
-            prediction_loss_only=True,
-        )
-        trainer = trainer_cls(
-            model=model,
-            args=args,
-            data_collator=collator,
-            train_dataset=datasets.Dataset.from_dict({"input_ids": train_blocks}),
-            eval_dataset=datasets.Dataset.from_dict({"input_ids": valid_blocks}) if valid_blocks else None,
-            callbacks=callbacks,
-        )
-        result = trainer.train()
-        summary = {
-            "objective": objective,
-            "train_loss": result.training_loss,
-            "train_blocks": len(train_blocks),
-            "train_tokens": n_tokens,
-            "steps": result.global_step,
-        }
-        evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-        if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
-            summary.update(valid_loss=evals[-1], valid_perplexity=math.exp(min(evals[-1], 50)))
-        if params.optim.lora.enabled:
-            model = model.merge_and_unload()  # τ_cpt is a full-weight difference either way
+    work, resume_from = prepare_run(out_dir, params, [base_dir, corpus_dir], resume)
+    args = training_arguments(
+        work, params.optim, params.seed, eval_strategy="epoch" if valid_blocks else "no", prediction_loss_only=True
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=datasets.Dataset.from_dict({"input_ids": train_blocks}),
+        eval_dataset=datasets.Dataset.from_dict({"input_ids": valid_blocks}) if valid_blocks else None,
+        callbacks=callbacks,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    summary = {
+        "objective": objective,
+        "train_loss": result.training_loss,  # of this call: after a resume, the steps since the checkpoint
+        "train_blocks": len(train_blocks),
+        "train_tokens": n_tokens,
+        "steps": result.global_step,
+        "world_size": trainer.args.world_size,
+    }
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
+        summary.update(valid_loss=evals[-1], valid_perplexity=math.exp(min(evals[-1], 50)))
+    if params.optim.lora.enabled:
+        model = model.merge_and_unload()  # τ_cpt is a full-weight difference either way
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(Path(tmp) / "cpt_summary.json", summary)
-        shutil.rmtree(Path(tmp) / "trainer", ignore_errors=True)
+        write_json(tmp / "cpt_summary.json", summary)
+
+    save_on_main(trainer, out_dir, write, work)
     log.info(
         "CPT done: %s",
         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()),

@@ -7,15 +7,15 @@ difference in the results is a difference of starting points.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmmerge.errors import ConfigError, DataError
-from cmmerge.fsutil import atomic_dir, read_json, read_jsonl, write_json
+from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.models import load_classifier, load_tokenizer
-from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, training_arguments
+from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, prepare_run, save_on_main, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,13 @@ def run_finetune(
     seed: int,
     out_dir: str | Path,
     live_dir: str | Path,
+    resume: bool = True,
 ) -> dict:
-    """Fine-tune ``init`` on ``train_dir/train.jsonl`` (dev: ``train_dir/dev.jsonl``) into ``out_dir``."""
+    """Fine-tune ``init`` on ``train_dir/train.jsonl`` (dev: ``train_dir/dev.jsonl``) into ``out_dir``.
+
+    With ``params.optim.checkpoint_steps`` set, a killed run resumes from its last checkpoint when started
+    again with the same params, seed and inputs (``resume=False`` always starts afresh).
+    """
     import numpy as np
     from sklearn.metrics import f1_score
     from transformers import DataCollatorWithPadding, Trainer, set_seed
@@ -92,7 +97,6 @@ def run_finetune(
         y_pred = np.argmax(pred.predictions, axis=-1)
         return {"macro_f1": f1_score(pred.label_ids, y_pred, average="macro", labels=list(range(len(labels))))}
 
-    callback = LiveLogger(live_dir)
     log.info(
         "fine-tuning %s on %s (%d train, %d dev rows), seed %d",
         init,
@@ -101,35 +105,39 @@ def run_finetune(
         len(dev_rows),
         seed,
     )
-    with atomic_dir(out_dir) as tmp:
-        trainer = Trainer(
-            model=model,
-            args=training_arguments(
-                Path(tmp) / "trainer", params.optim, seed, eval_strategy="epoch" if dev_rows else "no"
-            ),
-            data_collator=DataCollatorWithPadding(tokenizer),
-            train_dataset=encode(tokenizer, train_rows, labels, params.max_length),
-            eval_dataset=encode(tokenizer, dev_rows, labels, params.max_length) if dev_rows else None,
-            compute_metrics=compute_metrics,
-            callbacks=[callback],
-        )
-        result = trainer.train()
-        summary = {
-            "init": str(init),
-            "seed": seed,
-            "train_loss": result.training_loss,
-            "steps": result.global_step,
-        }
-        dev_f1 = [h["eval_macro_f1"] for h in trainer.state.log_history if "eval_macro_f1" in h]
-        if dev_f1:
-            summary["dev_macro_f1"] = dev_f1[-1]
+    fp_settings = {"params": dataclasses.asdict(params), "seed": seed, "labels": labels}
+    work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(work, params.optim, seed, eval_strategy="epoch" if dev_rows else "no"),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=encode(tokenizer, train_rows, labels, params.max_length),
+        eval_dataset=encode(tokenizer, dev_rows, labels, params.max_length) if dev_rows else None,
+        compute_metrics=compute_metrics,
+        callbacks=[LiveLogger(live_dir)],
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    summary = {
+        "init": str(init),
+        "seed": seed,
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "world_size": trainer.args.world_size,
+    }
+    dev_f1 = [h["eval_macro_f1"] for h in trainer.state.log_history if "eval_macro_f1" in h]
+    if dev_f1:
+        summary["dev_macro_f1"] = dev_f1[-1]
+
+    def write(tmp: Path) -> None:
+        final = model
         if params.optim.lora.enabled:
-            model.save_pretrained(Path(tmp) / "adapter")  # kept for adapter merging (AdaMergeX)
-            model = model.merge_and_unload()
-        model.save_pretrained(tmp)
+            model.save_pretrained(tmp / "adapter")  # kept for adapter merging (AdaMergeX)
+            final = model.merge_and_unload()
+        final.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(Path(tmp) / "train_summary.json", summary)
-        shutil.rmtree(Path(tmp) / "trainer", ignore_errors=True)
+        write_json(tmp / "train_summary.json", summary)
+
+    save_on_main(trainer, out_dir, write, work)
     log.info(
         "fine-tuned: train loss %.4f%s",
         summary["train_loss"],

@@ -169,3 +169,23 @@ def test_head_warmup_leaves_the_body_untouched(tiny_models, prepared, tmp_path):
     run_cpt(tmp_path / "base", prepared / "corpus", params, tmp_path / "full", tmp_path / "live2")
     full = _weights(tmp_path / "full")
     assert any(not torch.equal(before[k], full[k]) for k in body)
+
+
+def test_masked_positions_forward_keeps_the_model_a_pretrained_model(tiny_models, tmp_path):
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+    from cmmerge.train.cpt import use_masked_positions_loss
+
+    export_base(str(tiny_models["xlmr"]), tmp_path / "base")
+    model = AutoModelForMaskedLM.from_pretrained(tmp_path / "base").eval()
+    tok = load_tokenizer(str(tmp_path / "base"))
+    batch = DataCollatorForLanguageModeling(tok, mlm_probability=0.3, seed=1)([tok("yaar kal ka match ekdum mast tha")])
+    expected = model(**batch).loss
+    assert use_masked_positions_loss(model)
+    out = model(**batch)
+    torch.testing.assert_close(out.loss, expected)
+    assert out.logits.shape[0] == int((batch["labels"] != -100).sum())
+    no_labels = model(input_ids=batch["input_ids"])
+    assert no_labels.logits.shape[:2] == batch["input_ids"].shape  # inference keeps the usual behaviour
+    model.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "model.safetensors").is_file()

@@ -1,0 +1,155 @@
+"""Training under `accelerate launch` (2 CPU processes, gloo) and resuming a killed run from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cmmerge.data.cleaning import CleaningParams
+from cmmerge.data.corpus import CorpusParams, build_corpus
+from cmmerge.data.loaders import DatasetSpec
+from cmmerge.data.prepare import PrepareParams, prepare
+from cmmerge.models import export_base
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DEMO = ROOT / "data" / "demo"
+SCRIPT = HERE / "run_tiny_training.py"
+
+
+@pytest.fixture(scope="module")
+def work(tiny_models, tmp_path_factory) -> Path:
+    w = tmp_path_factory.mktemp("dist")
+    export_base(str(tiny_models["xlmr"]), w / "base")
+    prepare(
+        PrepareParams(task=DatasetSpec(str(DEMO / "hinglish_sentiment")), cleaning=CleaningParams(), max_train=200),
+        w / "prepared",
+        w / "data.json",
+    )
+    build_corpus(
+        CorpusParams(real=str(DEMO / "corpus"), mix="real", max_lines=600),
+        None,
+        w / "prepared",
+        None,
+        w / "corpus",
+        w / "corpus.json",
+    )
+    return w
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _losses(live: Path) -> list[float]:
+    rows = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+    return [float(r.split("\t")[1]) for r in rows]
+
+
+def _summary(stdout: str) -> dict:
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("SUMMARY "))[8:])
+
+
+def test_ddp_on_two_cpu_processes_trains_like_one(work, tmp_path):
+    steps = "30"
+    args = ["cpt", str(work / "base"), str(work / "corpus"), "OUT", "LIVE", steps, "0"]
+    single = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            *[a.replace("OUT", str(tmp_path / "one")).replace("LIVE", str(tmp_path / "live1")) for a in args],
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "configs/accelerate/ddp.yaml"),
+        "--main_process_port",
+        "29533",
+    ]
+    ddp = subprocess.run(
+        [
+            *launcher,
+            str(SCRIPT),
+            *[a.replace("OUT", str(tmp_path / "two")).replace("LIVE", str(tmp_path / "live2")) for a in args],
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    s1, s2 = _summary(single.stdout), _summary(ddp.stdout)
+    assert s1["world_size"] == 1 and s2["world_size"] == 2
+    assert ddp.stdout.count("SUMMARY ") == 2, "both ranks finish"
+    assert (tmp_path / "two" / "model.safetensors").is_file() and not list(tmp_path.glob(".two.tmp-*"))
+    for live in ("live1", "live2"):
+        loss = _losses(tmp_path / live)
+        assert len(loss) == int(steps)
+        first, last = sum(loss[:5]) / 5, sum(loss[-5:]) / 5
+        assert last < first - 0.1, f"{live}: loss did not fall ({first:.3f} -> {last:.3f})"
+
+
+def test_killed_cpt_resumes_from_its_last_checkpoint(work, tmp_path):
+    out, live = tmp_path / "cpt", tmp_path / "live"
+    args = [
+        sys.executable,
+        str(SCRIPT),
+        "cpt",
+        str(work / "base"),
+        str(work / "corpus"),
+        str(out),
+        str(live),
+        "60",
+        "5",
+    ]
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoints = out.parent / ".cpt.checkpoints"
+    deadline = time.time() + 300
+    while not list(checkpoints.glob("checkpoint-10")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed; give it more steps"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed run leaves no output"
+    # the kill may catch a checkpoint half-written: the newest complete one (with its trainer state) is resumed
+    done = max(
+        int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*/") if (p / "trainer_state.json").is_file()
+    )
+    again = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming from {checkpoints}/checkpoint-{done}" in again.stderr
+    assert _summary(again.stdout)["steps"] == 60
+    assert not checkpoints.exists(), "checkpoints are removed once the output is written"
+    steps = [int(r.split("\t")[0]) for r in (live / "plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+    assert steps[-1] == 60 and max(steps[:-1]) < 60
+
+
+def test_changed_params_never_resume_a_stale_checkpoint(work, tmp_path):
+    from cmmerge.train.common import checkpoint_dir, fingerprint, latest_checkpoint, reset_checkpoints
+
+    out = tmp_path / "ft"
+    ckpt = checkpoint_dir(out)
+    reset_checkpoints(ckpt, fingerprint({"lr": 1}, work / "base"), resume=True)
+    (ckpt / "checkpoint-7").mkdir()
+    (ckpt / "checkpoint-7" / "trainer_state.json").write_text("{}")
+    (ckpt / "checkpoint-9").mkdir()  # being written when the run was killed: no trainer state yet
+    reset_checkpoints(ckpt, fingerprint({"lr": 1}, work / "base"), resume=True)
+    assert latest_checkpoint(ckpt) == str(ckpt / "checkpoint-7")
+    assert not (ckpt / "checkpoint-9").exists()
+    reset_checkpoints(ckpt, fingerprint({"lr": 2}, work / "base"), resume=True)
+    assert latest_checkpoint(ckpt) is None
