@@ -56,7 +56,9 @@ def edit_params(repo: Path, **updates) -> None:
 
 
 def run(repo: Path, *cmd: str, check: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}
+    # stages run `python …`: the interpreter running the tests, with cmmerge installed, must come first
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo), "PATH": path}
     cmd = (sys.executable, *cmd[1:]) if cmd[0] == "python" else cmd
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:

@@ -1,0 +1,116 @@
+"""The real pipeline under DVC on a tiny random model: repro, exp run with a changed λ, metrics diff,
+and push/pull through a local remote into a second clone that then has nothing to reproduce.
+
+One throw-away copy of the repository runs every stage for real (`dvc repro`) with the tiny XLM-R
+and a handful of optimiser steps; the module's tests then ask DVC about it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from .repo import copy_repo, dvc, edit_params, git
+
+METHODS = {
+    "full_ft": {"init": "models/base", "train": "data/prepared/task"},
+    "ta_ft": {"init": "models/merged/ta", "train": "data/prepared/task"},
+    "ties_ft": {"init": "models/merged/ties", "train": "data/prepared/task"},
+}
+TINY_OPTIM = {"max_steps": 2, "batch_size": 8, "learning_rate": 1.0e-3, "logging_steps": 1}
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("dvc")
+    repo = copy_repo(root / "repo")
+    edit_params(
+        repo,
+        **{
+            "model.name": str(tiny_models["xlmr"]),
+            "prepare.max_train": 48,
+            "prepare.max_english": 48,
+            "corpus.max_lines": 200,
+            "cpt.max_length": 32,
+            "cpt.optim": TINY_OPTIM,
+            "finetune.seeds": [1],
+            "finetune.max_length": 32,
+            "finetune.optim": TINY_OPTIM,
+            "methods": METHODS,
+            "report.n_boot": 100,
+        },
+    )
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    first = dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny pipeline")
+    remote = root / "remote"
+    dvc(repo, "remote", "add", "-d", "local", str(remote))
+    git(repo, "commit", "-qam", "remote")
+    dvc(repo, "push")
+    return {"repo": repo, "remote": remote, "root": root, "first": first.stdout}
+
+
+def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
+    repo = tiny_pipeline["repo"]
+    expected = {
+        "base",
+        "prepare",
+        "prepare_transfer@en_es",
+        "synthesize",
+        "corpus",
+        "cpt",
+        "finetune_en",
+        "merge",
+        "report",
+    } | {f"{s}@{m}" for s in ("finetune", "evaluate") for m in METHODS}
+    assert ran_stages(tiny_pipeline["first"]) == expected
+    for method in METHODS:
+        metrics = json.loads((repo / f"metrics/eval/{method}.json").read_text())
+        assert {"macro_f1", "weighted_f1", "accuracy", "n"} <= set(metrics)
+        assert {"macro_f1", "weighted_f1", "accuracy", "n"} <= set(metrics["transfer"]["en_es"])
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert set(summary) == set(METHODS)
+    for entry in summary.values():
+        assert {"mean", "std", "ci95_low", "ci95_high"} <= set(entry["macro_f1"])
+    assert "nothing to reproduce" in dvc(repo, "repro").stdout.lower() or not ran_stages(dvc(repo, "repro").stdout)
+
+
+def test_model_outs_are_linked_from_the_cache_not_copied(tiny_pipeline):
+    repo = tiny_pipeline["repo"]
+    weights = repo / "models/base/model.safetensors"
+    cached = [p for p in (repo / ".dvc/cache").rglob("*") if p.is_file() and p.stat().st_ino == weights.stat().st_ino]
+    assert weights.is_symlink() or cached, "models/base was copied into the workspace instead of linked"
+    tracked = git(repo, "ls-files").splitlines()
+    assert not [f for f in tracked if f.startswith("models/") or f.endswith(".safetensors")]
+
+
+def test_pull_into_a_second_clone_leaves_nothing_to_reproduce(tiny_pipeline):
+    clone = tiny_pipeline["root"] / "clone"
+    git(tiny_pipeline["root"], "clone", "-q", str(tiny_pipeline["repo"]), str(clone))
+    assert not (clone / "models/base").exists()
+    dvc(clone, "pull")
+    assert (clone / "models/merged/ta/model.safetensors").is_file()
+    status = dvc(clone, "status", "--json").stdout.strip()
+    assert json.loads(status or "{}") == {}
+    assert ran_stages(dvc(clone, "repro").stdout) == set()
+
+
+def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
+    repo = tiny_pipeline["repo"]
+    out = dvc(repo, "exp", "run", "-S", "merge.lambda=0.3").stdout
+    # the TIES output is byte-identical (its manifest holds only its own params), so ties_ft is not rerun
+    assert ran_stages(out) == {"merge", "finetune@ta_ft", "evaluate@ta_ft", "report"}
+    diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
+    assert "metrics/eval/ta_ft.json" in diff
+    assert not {"metrics/eval/full_ft.json", "metrics/eval/ties_ft.json", "metrics/cpt.json"} & set(diff)
+    changed_summary = {key.split(".")[0] for key in diff.get("metrics/summary.json", {})}
+    assert changed_summary <= {"ta_ft"}
+    params = json.loads(dvc(repo, "params", "diff", "--json").stdout)
+    assert params["params.yaml"]["merge.lambda"] == {"old": 0.5, "new": 0.3}
