@@ -38,6 +38,7 @@ def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
             "prepare.max_english": 48,
             "corpus.max_lines": 200,
             "cpt.max_length": 32,
+            "cpt.head_warmup_steps": 0,  # two steps only: let them reach the encoder, so τ_cpt is not zero there
             "cpt.optim": TINY_OPTIM,
             "finetune.seeds": [1],
             "finetune.max_length": 32,
