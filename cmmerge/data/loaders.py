@@ -2,9 +2,11 @@
 
 Supported: JSONL / JSON lists, CSV / TSV (configurable text and label fields), SentiMix-style CoNLL
 (a ``meta`` line per sentence, then ``token<TAB>lang`` lines; word-level language tags kept as
-``tokens`` / ``langs``), Hugging Face ``datasets`` (a hub id, a local data folder through
-``load_dataset``, or a ``save_to_disk`` folder through ``load_from_disk``), and plain-text corpora,
-one sentence per line. Every problem names the file (and line) and what was expected.
+``tokens`` / ``langs``), GLUECoS-style tagged blocks (``token<TAB>tag`` lines, a blank line between
+sentences, no labels: for language-ID training data), Hugging Face ``datasets`` (a hub id, a local
+data folder through ``load_dataset``, or a ``save_to_disk`` folder through ``load_from_disk``),
+parallel text (two fields of one JSONL/CSV/TSV file) and plain-text corpora, one sentence per line.
+Every problem names the file (and line) and what was expected.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +31,9 @@ SUFFIX_FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".conll": "conll",
-    ".txt": "conll",
+    ".txt": "conll",  # SentiMix ships CoNLL as .txt; a .txt without 'meta' lines is read as tagged blocks
 }
+FORMATS = ("jsonl", "json", "csv", "tsv", "conll", "hf")
 
 
 @dataclass
@@ -48,10 +52,21 @@ class DatasetSpec:
     id_field: str = "id"
     # rename label strings (e.g. "Positive" -> "positive"); a null value drops rows with that label
     label_map: dict[str, str | None] = field(default_factory=dict)
+    # our split name -> the source's split (file) name, e.g. {train: test} when a set ships no train split
+    splits: dict[str, str] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
-        if self.format is not None and self.format not in ("jsonl", "json", "csv", "tsv", "conll", "hf"):
-            raise DataError(f"{where}.format must be one of jsonl, json, csv, tsv, conll, hf; got {self.format!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise DataError(f"{where}.format must be one of {', '.join(FORMATS)}; got {self.format!r}")
+        for ours, theirs in self.splits.items():
+            if ours not in SPLITS:
+                raise DataError(f"{where}.splits: key {ours!r} is not a split; expected some of {', '.join(SPLITS)}")
+            if not isinstance(theirs, str) or not theirs.strip():
+                raise DataError(f"{where}.splits.{ours} must name the source split to read, got {theirs!r}")
+
+    def source_split(self, split: str) -> str:
+        """The split (file) name to read for our ``split``."""
+        return self.splits.get(split, split)
 
 
 def split_file(spec: DatasetSpec, split: str) -> Path | None:
@@ -69,8 +84,19 @@ def split_file(spec: DatasetSpec, split: str) -> Path | None:
     return None
 
 
-def load_split(spec: DatasetSpec, split: str, required: bool = True) -> list[dict] | None:
-    """Rows of one split: ``id`` (string), ``text``, ``label`` (string), plus ``tokens``/``langs`` if tagged."""
+def load_split(
+    spec: DatasetSpec, split: str, required: bool = True, counts: Counter | None = None
+) -> list[dict] | None:
+    """Rows of one split: ``id`` (string), ``text``, ``label`` (string), plus ``tokens``/``langs`` if tagged.
+
+    ``spec.splits`` redirects a split to another source split. Tokens the CoNLL reader skips (empty or
+    whitespace-only) are added to ``counts`` as ``dropped_empty_token``, so no drop goes unreported.
+    """
+    if split in spec.splits:
+        # the redirected split is read under its source name, but errors say which of ours it serves
+        source = spec.source_split(split)
+        log.info("%s: reading source split '%s' as our '%s'", spec.path, source, split)
+        split = source
     if spec.format == "hf" or spec.path.startswith("hf:"):
         return _load_hf(spec, split, required)
     root = Path(spec.path)
@@ -88,13 +114,10 @@ def load_split(spec: DatasetSpec, split: str, required: bool = True) -> list[dic
     fmt = spec.format or SUFFIX_FORMATS.get(path.suffix)
     if fmt is None:
         raise DataError(f"{path}: cannot tell the format from the suffix; set format: jsonl|json|csv|tsv|conll")
-    raw = {
-        "jsonl": _read_jsonl,
-        "json": _read_json,
-        "csv": _read_csv,
-        "tsv": _read_tsv,
-        "conll": _read_conll,
-    }[fmt](path)
+    if fmt == "conll":
+        raw = _read_conll(path, counts)
+    else:
+        raw = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_tsv}[fmt](path)
     return _normalise(raw, spec, path)
 
 
@@ -204,7 +227,13 @@ def _read_tsv(path: Path) -> list[dict]:
     return _read_delimited(path, "\t")
 
 
-def _read_conll(path: Path) -> list[dict]:
+def _is_meta(parts: list[str]) -> bool:
+    """A sentence header ``meta<TAB>id[<TAB>label]``, told apart from the word "meta" (Spanish for goal),
+    which SentiMix Spanglish has as a token line ``meta<TAB>lang2``: a header's id is numeric or a label follows."""
+    return parts[0] == "meta" and (len(parts) >= 3 or (len(parts) == 2 and parts[1].strip().isdigit()))
+
+
+def _read_conll(path: Path, counts: Counter | None = None) -> list[dict]:
     """SentiMix CoNLL: ``meta<TAB>id[<TAB>label]`` starts a sentence, then ``token<TAB>lang`` lines."""
 
     def read():
@@ -216,7 +245,7 @@ def _read_conll(path: Path) -> list[dict]:
                 if not line.strip():
                     continue
                 parts = line.split("\t")
-                if parts[0] == "meta":
+                if _is_meta(parts):
                     if len(parts) < 2 or not parts[1].strip():
                         raise DataError(f"{path}:{lineno}: meta line without a sentence id")
                     cur = {"id": parts[1].strip(), "tokens": [], "langs": []}
@@ -234,6 +263,9 @@ def _read_conll(path: Path) -> list[dict]:
                 if token:
                     cur["tokens"].append(token)
                     cur["langs"].append(lang)
+                elif counts is not None:
+                    # the SentiMix release has lone non-breaking spaces as tokens: not words, but counted
+                    counts["dropped_empty_token"] += 1
         for row in rows:
             row["text"] = " ".join(row["tokens"])
         return rows
@@ -252,7 +284,12 @@ def _load_hf(spec: DatasetSpec, split: str, required: bool) -> list[dict] | None
     target = spec.path[3:] if spec.path.startswith("hf:") else spec.path
     names = SPLIT_ALIASES.get(split, (split,))
     try:
-        ds = datasets.load_from_disk(target) if _is_saved_dataset(Path(target)) else datasets.load_dataset(target)
+        if _is_saved_dataset(Path(target)):
+            ds = datasets.load_from_disk(target)
+        elif Path(target).is_dir():
+            ds = _load_hf_folder(Path(target), datasets)
+        else:
+            ds = datasets.load_dataset(target)
     except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
         raise DataError(f"{spec.path}: cannot load with datasets ({str(exc).splitlines()[0]})") from None
     if isinstance(ds, datasets.Dataset):
@@ -271,6 +308,27 @@ def _load_hf(spec: DatasetSpec, split: str, required: bool) -> list[dict] | None
     return _normalise(rows, spec, f"{spec.path} [{split}]")
 
 
+def _load_hf_folder(root: Path, datasets):
+    """``load_dataset`` on the split files at the top of a local folder, named explicitly: letting
+    ``datasets`` infer them would also pick up unrelated files (e.g. a ``raw/test.txt`` original)."""
+    files, builders = {}, set()
+    for split in SPLITS:
+        path = split_file(DatasetSpec(path=str(root)), split)
+        if path is not None:
+            files["validation" if split == "dev" else split] = str(path)
+            builders.add(path.suffix)
+    if not files:
+        raise DataError(f"{root}: no train/dev/test files for datasets.load_dataset")
+    if len(builders) > 1:
+        raise DataError(f"{root}: split files mix formats ({', '.join(sorted(builders))}); use one")
+    suffix = builders.pop()
+    if suffix in (".jsonl", ".json"):
+        return datasets.load_dataset("json", data_files=files)
+    if suffix in (".csv", ".tsv"):
+        return datasets.load_dataset("csv", data_files=files, delimiter="\t" if suffix == ".tsv" else ",")
+    raise DataError(f"{root}: datasets cannot read {suffix} split files; use format: conll")
+
+
 def load_corpus(path: str | Path) -> list[str]:
     """A plain-text corpus, one sentence per line (blank lines skipped)."""
     path = Path(path)
@@ -285,3 +343,61 @@ def load_corpus(path: str | Path) -> list[str]:
     if not lines:
         raise DataError(f"{path}: corpus file is empty")
     return lines
+
+
+def load_tagged(path: str | Path) -> list[dict]:
+    """GLUECoS-style word-tagged text: ``token<TAB>tag[<TAB>...]`` lines, sentences separated by blank lines.
+
+    Returns ``{"tokens", "langs"}`` rows (the second column is the language tag). SentiMix CoNLL
+    (with ``meta`` lines) is read too, so either kind of tagged file can train a language identifier.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: tagged file not found")
+
+    def read():
+        rows: list[dict] = []
+        cur: dict = {"tokens": [], "langs": []}
+        with open(path, encoding="utf-8", newline="") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.rstrip("\r\n")
+                parts = line.split("\t")
+                if not line.strip() or _is_meta(parts):
+                    if cur["tokens"]:
+                        rows.append(cur)
+                    cur = {"tokens": [], "langs": []}
+                    continue
+                if len(parts) < 2:
+                    raise DataError(f"{path}:{lineno}: expected 'token<TAB>tag', got {line[:40]!r}")
+                token = parts[0].strip()
+                if token:
+                    cur["tokens"].append(token)
+                    cur["langs"].append(parts[1].strip())
+        if cur["tokens"]:
+            rows.append(cur)
+        return rows
+
+    rows = _decode_guard(path, read)
+    if not rows:
+        raise DataError(f"{path}: no tagged sentences")
+    return rows
+
+
+def load_parallel(path: str | Path, source_field: str, target_field: str) -> list[tuple[str, str]]:
+    """Sentence pairs from the two fields of a JSONL/JSON/CSV/TSV file (e.g. Hinglish-TOP ``en`` / ``cs``)."""
+    path = Path(path)
+    fmt = SUFFIX_FORMATS.get(path.suffix)
+    if fmt not in ("jsonl", "json", "csv", "tsv"):
+        raise DataError(f"{path}: parallel data must be .jsonl, .json, .csv or .tsv")
+    if not path.is_file():
+        raise DataError(f"{path}: parallel data file not found")
+    raw = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_tsv}[fmt](path)
+    if not raw:
+        raise DataError(f"{path}: file has no rows")
+    pairs = []
+    for i, rec in enumerate(raw, 1):
+        for name in (source_field, target_field):
+            if not isinstance(rec.get(name), str):
+                raise DataError(f"{path}: row {i} has no text field '{name}' (fields: {', '.join(sorted(rec))})")
+        pairs.append((rec[source_field].strip(), rec[target_field].strip()))
+    return pairs

@@ -68,7 +68,7 @@ def _subsample(rows: list[dict], n: int | None, seed: int, counts: Counter) -> l
 
 
 def _load_clean(spec: DatasetSpec, split: str, cleaning: CleaningParams, counts: Counter, required=True):
-    rows = load_split(spec, split, required=required)
+    rows = load_split(spec, split, required=required, counts=counts)
     if rows is None:
         return None
     counts["rows_read"] += len(rows)
