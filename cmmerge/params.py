@@ -77,6 +77,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message says what is wrong
+            return _coerce(options[0], value, key)
         errors = []
         for arg in args:
             if arg is type(None):
