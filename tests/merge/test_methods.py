@@ -205,9 +205,7 @@ def test_dare_linear_and_dare_ties_formulas():
     got = merge_task_vectors(base, models, w, lam=0.7, trim="random", densities=[0.4] * 3, seeds=seeds)
     want = base + 0.7 * sum(wi * d for wi, d in zip(w, dropped, strict=True))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
-    got = merge_task_vectors(
-        base, models, w, trim="random", densities=[0.4] * 3, seeds=seeds, consensus="frequency"
-    )
+    got = merge_task_vectors(base, models, w, trim="random", densities=[0.4] * 3, seeds=seeds, consensus="frequency")
     stacked = torch.stack(dropped)
     mask = peft_mu.calculate_majority_sign_mask(stacked, "frequency")
     want = base + peft_mu.disjoint_merge(stacked * torch.tensor(w)[:, None, None], mask)
