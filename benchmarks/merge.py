@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHARD_BYTES = 500 * 10**6
-# mergekit writes no tokenizer here (the inputs have none) and shards like cmmerge's default
+# the inputs have no tokenizer; --out-shard-size counts parameters (2B: one file here, as cmmerge's 2GB)
 MERGEKIT_FLAGS = ["--no-copy-tokenizer", "--out-shard-size", "2B"]
 
 

@@ -120,11 +120,11 @@ def test_ia3_vectors_equal_formula_and_peft_loads(family, tmp_path):
     base_dir = family["llama"]["base"]
     adapters = {role: _ia3(base_dir, tmp_path / role, seed=i) for i, role in enumerate(ROLES)}
     out = run_merge(_cfg(adapters, {"lambda": 0.5}), tmp_path / "out")
-    l = {role: load_file(str(p / ADAPTER_WEIGHTS)) for role, p in adapters.items()}
+    vecs = {role: load_file(str(p / ADAPTER_WEIGHTS)) for role, p in adapters.items()}
     got = load_file(str(out / ADAPTER_WEIGHTS))
-    assert set(got) == set(l["task"])
+    assert set(got) == set(vecs["task"])
     for name, v in got.items():
-        want = l["task"][name] * (0.5 * (l["ref_tgt"][name] / l["ref_src"][name] - 1) + 1)
+        want = vecs["task"][name] * (0.5 * (vecs["ref_tgt"][name] / vecs["ref_src"][name] - 1) + 1)
         torch.testing.assert_close(v, want)
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), out)
 

@@ -93,7 +93,8 @@ def test_nan_weights_in_an_input(family, tmp_path, capsys):
         return t
 
     bad = write_variant(f["a"], tmp_path / "bad", poison)
-    _fails(_config(f["base"], bad), tmp_path / "out", MergeError, r"layer.1.attention.self.key.weight has 1 NaN", capsys)
+    match = r"layer.1.attention.self.key.weight has 1 NaN"
+    _fails(_config(f["base"], bad), tmp_path / "out", MergeError, match, capsys)
 
 
 def test_inf_in_the_output(family, tmp_path):
