@@ -2,6 +2,7 @@
 
     python benchmarks/merge.py --mergekit /work/venv-mergekit/bin/mergekit-yaml
     MERGEKIT_YAML=/path/to/mergekit-yaml python benchmarks/merge.py --layers 2   # a quick smoke run
+    python benchmarks/merge.py --micro   # cmmerge's TIES pieces vs peft's merge_utils, one 4096×1536 tensor
 
 Builds three bf16 checkpoints with the tensor names of ``LlamaForCausalLM``, sharded like
 ``save_pretrained`` writes them (a random base ``θ_0 ~ N(0, 0.02²)`` and two perturbed copies
@@ -220,6 +221,64 @@ def compare(a: Path, b: Path) -> tuple[float, float]:
     return worst, n_diff / n_all
 
 
+def _best_of(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def micro(rows: int, cols: int, n_models: int = 2, density: float = 0.2) -> list[dict]:
+    """Time cmmerge's TIES pieces against peft's ``merge_utils`` on one MLP-sized tensor (float32).
+
+    - trim: ``magnitude_prune`` (selection of the k-th magnitude) vs ``magnitude_based_pruning``
+      (``torch.topk``); the outputs must be equal on continuous inputs;
+    - elect + disjoint mean: ``disjoint_merge`` (running sums, no stack) vs
+      ``calculate_majority_sign_mask`` + ``disjoint_merge`` on the stacked deltas.
+    """
+    from peft.utils import merge_utils as peft_mu
+
+    from cmmerge.merge.consensus import disjoint_merge
+    from cmmerge.merge.sparsify import magnitude_prune
+
+    g = torch.Generator().manual_seed(0)
+    deltas = [torch.randn(rows, cols, generator=g) for _ in range(n_models)]
+    weights = [1.0] * n_models
+    ours = magnitude_prune(deltas[0], density)
+    theirs = peft_mu.magnitude_based_pruning(deltas[0], density)
+    assert torch.equal(ours, theirs), "trim differs from peft's"
+    trimmed = [magnitude_prune(d, density) for d in deltas]
+
+    def peft_merge():
+        stacked = torch.stack(trimmed)
+        mask = peft_mu.calculate_majority_sign_mask(stacked, "total")
+        return peft_mu.disjoint_merge(stacked, mask)
+
+    assert torch.allclose(disjoint_merge(trimmed, weights), peft_merge(), atol=1e-6)
+    out = []
+    for piece, c, p in (
+        (
+            "trim",
+            lambda: magnitude_prune(deltas[0], density),
+            lambda: peft_mu.magnitude_based_pruning(deltas[0], density),
+        ),
+        ("elect+disjoint_mean", lambda: disjoint_merge(trimmed, weights), peft_merge),
+    ):
+        tc, tp = _best_of(c), _best_of(p)
+        out.append(
+            {
+                "micro": piece,
+                "shape": [rows, cols],
+                "cmmerge_s": round(tc, 4),
+                "peft_s": round(tp, 4),
+                "speedup": round(tp / tc, 2),
+            }
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mergekit", default=os.environ.get("MERGEKIT_YAML"), help="path of mergekit's mergekit-yaml")
@@ -229,7 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--methods", nargs="+", default=["task_arithmetic", "ties"])
     ap.add_argument("--workdir", help="parent of the temporary folder (default: the system's)")
+    ap.add_argument("--micro", action="store_true", help="only time the TIES pieces against peft's merge_utils")
     args = ap.parse_args(argv)
+    if args.micro:
+        rows = micro(args.intermediate, args.hidden)
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        print(json.dumps({"benchmark": "merge-micro", "measurements": rows}))
+        return 0
     tools = ["cmmerge"] + (["mergekit"] if args.mergekit else [])
     if args.mergekit and not Path(args.mergekit).is_file():
         ap.error(f"--mergekit: {args.mergekit} not found")
