@@ -22,7 +22,8 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 def _task(root: Path, train: list[tuple[str, str]], dev: list[tuple[str, str]], test: list[tuple[str, str]]) -> Path:
     for split, rows in (("train", train), ("dev", dev), ("test", test)):
-        _jsonl(root / f"{split}.jsonl", [{"id": f"{split}-{i}", "text": t, "label": y} for i, (t, y) in enumerate(rows)])
+        records = [{"id": f"{split}-{i}", "text": t, "label": y} for i, (t, y) in enumerate(rows)]
+        _jsonl(root / f"{split}.jsonl", records)
     return root
 
 
