@@ -15,6 +15,7 @@ never on the set it is scored against: :func:`train_lid` removes training senten
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -162,7 +163,7 @@ def train_lid(
     for seq in sequences:
         if seq:
             start[seq[0]] += 1
-        for a, b in zip(seq, seq[1:], strict=False):
+        for a, b in itertools.pairwise(seq):
             trans[a][b] += 1
     log_trans = [[math.log((trans[a][b] + 1) / (sum(trans[a].values()) + len(order))) for b in order] for a in order]
     log_start = [math.log((start[t] + 1) / (sum(start.values()) + len(order))) for t in order]

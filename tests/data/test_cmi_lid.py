@@ -36,8 +36,8 @@ def test_mixing_stats_and_histogram():
 
 
 def _toy_training() -> list[dict]:
-    hi = "main ghar ja raha hoon yaar kya baat hai bahut accha laga mujhe".split()
-    en = "i am going home now this is really good and i like it a lot".split()
+    hi = ["main", "ghar", "ja", "raha", "hoon", "yaar", "kya", "baat", "hai", "bahut", "accha", "laga", "mujhe"]
+    en = ["i", "am", "going", "home", "now", "this", "is", "really", "good", "and", "i", "like", "it", "a", "lot"]
     rows = []
     for i in range(30):
         h, e = hi[i % len(hi) :] + hi[: i % len(hi)], en[i % len(en) :] + en[: i % len(en)]
