@@ -1,13 +1,14 @@
 """Word-level language-ID accuracy against the SentiMix gold word tags.
 
-    python benchmarks/lid.py                  # both pairs, with and without the HMM context
+    python benchmarks/lid.py                  # both pairs, the default identifier
+    python benchmarks/lid.py --all            # + ablations: without HMM context, without English tweets
     python benchmarks/lid.py --pairs hinglish
 
-The identifier (cmmerge.data.lid) is trained on the GLUECoS word-tagged files of the pair in
-``../shared/data/cpt_unlabeled/raw`` (LID + UD-POS for En-Hi, LID + Miami-Bangor POS for En-Es): other
-corpora than SentiMix, and any training sentence that also occurs in the scored SentiMix split is removed
-first. Scored on the SentiMix test split of the pair. One JSON object per measurement; the last line is one
-JSON object with all of them.
+The identifier (cmmerge.data.lid.train_shared_lid) is trained on the GLUECoS word-tagged files of the pair
+in ``../shared/data/cpt_unlabeled/raw`` (LID + UD-POS for En-Hi, LID + Miami-Bangor POS for En-Es) plus the
+words of English tweets (TweetEval hate train): other corpora than SentiMix, and any training sentence that
+also occurs in the scored SentiMix split is removed first. Scored on the SentiMix test split of the pair.
+One JSON object per measurement; the last line is one JSON object with all of them.
 """
 
 from __future__ import annotations
@@ -23,55 +24,38 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cmmerge.data.cleaning import keys  # noqa: E402
-from cmmerge.data.lid import train_lid_from_files, word_accuracy  # noqa: E402
+from cmmerge.data.lid import GLUECOS_TAGGED, train_shared_lid, word_accuracy  # noqa: E402
 from cmmerge.data.loaders import DatasetSpec, load_split  # noqa: E402
 
-PAIRS = {
-    "hinglish": (
-        "sentimix_hinglish",
-        ["LID_EN_HI_Romanized", "POS_EN_HI_UD_Romanized"],
-    ),
-    "spanglish": (
-        "sentimix_spanglish",
-        ["LID_EN_ES", "POS_EN_ES"],
-    ),
-}
+PAIRS = {"hinglish": "sentimix_hinglish", "spanglish": "sentimix_spanglish"}
 
 
 def shared_data() -> Path:
     return Path(os.environ.get("CMMERGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-def training_files(shared: Path, tasks: list[str]) -> list[Path]:
-    raw = shared / "cpt_unlabeled" / "raw"
-    return [raw / f"{task}_{split}.txt" for task in tasks for split in ("train", "validation", "test")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=sorted(PAIRS), choices=sorted(PAIRS))
-    parser.add_argument("--all", action="store_true", help="also train with English tweets (TweetEval hate train)")
+    parser.add_argument("--all", action="store_true", help="also the ablations: no HMM context, no English tweets")
     parser.add_argument("--split", default="test", help="SentiMix split to score (default: test)")
     args = parser.parse_args()
     shared = shared_data()
     results = []
     for pair in args.pairs:
-        folder, tasks = PAIRS[pair]
+        folder = PAIRS[pair]
         gold = load_split(DatasetSpec(path=str(shared / folder)), args.split)
-        english = [r["text"] for r in load_split(DatasetSpec(path=str(shared / "tweeteval_en_hate")), "train")]
-        variants = [(True, None), (False, None), (True, {"en": english}), (False, {"en": english})]
-        for context, mono in variants[: None if args.all else 2]:
+        variants = [(True, True), (False, True), (True, False), (False, False)]
+        for context, mono in variants[: None if args.all else 1]:
             start = time.perf_counter()
-            lid = train_lid_from_files(
-                training_files(shared, tasks), exclude=keys(gold), context=context, monolingual=mono
-            )
+            lid = train_shared_lid(pair, shared, exclude=keys(gold), context=context, english_tweets=mono)
             fitted = time.perf_counter()
             scores = word_accuracy(lid, gold)
             row = {
                 "measurement": "lid_word_accuracy",
                 "pair": pair,
                 "scored_on": f"{folder} [{args.split}]",
-                "trained_on": tasks,
+                "trained_on": list(GLUECOS_TAGGED[pair]),
                 "method": "char n-gram logistic regression" + (" + HMM context (Viterbi)" if context else ""),
                 "english_tweets": "tweeteval_en_hate [train]" if mono else None,
                 **lid.stats,

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cmmerge.data.cleaning import CleaningParams, clean_text, keys  # noqa: E402
-from cmmerge.data.lid import train_lid_from_files  # noqa: E402
+from cmmerge.data.lid import train_shared_lid  # noqa: E402
 from cmmerge.data.loaders import DatasetSpec, load_parallel, load_split  # noqa: E402
 from cmmerge.fsutil import write_json  # noqa: E402
 from cmmerge.synth.lexical import synthesize  # noqa: E402
@@ -61,17 +61,7 @@ def main() -> None:
         clean_text(r["text"], cleaning)
         for r in load_split(DatasetSpec(path=str(shared / "sentimix_hinglish")), "train")
     ]
-    raw = shared / "cpt_unlabeled" / "raw"
-    english_tweets = [r["text"] for r in load_split(DatasetSpec(path=str(shared / "tweeteval_en_hate")), "train")]
-    lid = train_lid_from_files(
-        [
-            raw / f"{t}_{s}.txt"
-            for t in ("LID_EN_HI_Romanized", "POS_EN_HI_UD_Romanized")
-            for s in ("train", "validation", "test")
-        ],
-        exclude=keys(sentimix_test),
-        monolingual={"en": english_tweets},
-    )
+    lid = train_shared_lid("hinglish", shared, exclude=keys(sentimix_test))
     top_test = load_parallel(shared / "hinglish_top_parallel" / "test.jsonl", "en", "cs")
     top_en, top_cs = [en for en, _ in top_test], [cs for _, cs in top_test]
     source_tweets = [r["text"] for r in load_split(DatasetSpec(path=str(shared / "tweeteval_en_sentiment")), "dev")]

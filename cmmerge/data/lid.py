@@ -206,3 +206,34 @@ def word_accuracy(lid: WordLID, rows: Sequence[dict]) -> dict:
 def tag_texts(lid: WordLID, texts: Sequence[str]) -> list[list[str]]:
     """Word tags for whitespace-tokenised texts: the input to :func:`cmmerge.data.cmi.mixing_stats`."""
     return lid.tag_many([t.split() for t in texts])
+
+
+# Word-tagged GLUECoS files per pair in <shared data>/cpt_unlabeled/raw (tweets and UD / Miami-Bangor
+# transcripts: other corpora than SentiMix, so SentiMix can score the identifier)
+GLUECOS_TAGGED = {
+    "hinglish": ("LID_EN_HI_Romanized", "POS_EN_HI_UD_Romanized"),
+    "spanglish": ("LID_EN_ES", "POS_EN_ES"),
+}
+
+
+def train_shared_lid(
+    pair: str,
+    shared_data: str | Path,
+    exclude: set[str] | None = None,
+    context: bool = True,
+    english_tweets: bool = True,
+) -> WordLID:
+    """The identifier for ``pair`` (hinglish | spanglish) from the shared data folder: GLUECoS word tags,
+    plus (``english_tweets``) the words of the TweetEval hate train tweets as monolingual English."""
+    if pair not in GLUECOS_TAGGED:
+        raise DataError(f"no language-ID training data for pair {pair!r}; expected one of {', '.join(GLUECOS_TAGGED)}")
+    from cmmerge.data.loaders import DatasetSpec, load_split
+
+    shared_data = Path(shared_data)
+    raw = shared_data / "cpt_unlabeled" / "raw"
+    files = [raw / f"{task}_{s}.txt" for task in GLUECOS_TAGGED[pair] for s in ("train", "validation", "test")]
+    mono = None
+    if english_tweets:
+        rows = load_split(DatasetSpec(path=str(shared_data / "tweeteval_en_hate")), "train")
+        mono = {"en": [r["text"] for r in rows]}
+    return train_lid_from_files(files, exclude=exclude, context=context, monolingual=mono)
