@@ -13,7 +13,8 @@ GLUECoS En-Hi tags + English tweets, never on SentiMix test):
 
 Each generator code-mixes English tweets (TweetEval sentiment dev) and the English side of Hinglish-TOP test.
 chrF (sacrebleu) scores the Hinglish-TOP outputs against the human Hinglish of the same test pairs; the
-``copy`` row is the English input itself (the no-switch baseline). Vocabulary overlap is measured against the
+``copy`` rows are the English inputs themselves (the no-switch baseline; their CMI is the identifier's noise
+floor). Vocabulary overlap is measured against the
 SentiMix Hinglish train tweets. One JSON object per measurement; the last line one JSON object with all.
 """
 
@@ -78,6 +79,8 @@ def main() -> None:
     record("real:sentimix_hinglish_test", sample([r["text"] for r in sentimix_test]))
     record("real:hinglish_top_test_cs", sample(top_cs))
     record("copy:hinglish_top_test_en", sample(top_en), chrf=chrf(top_en, top_cs))
+    # the unmodified English tweets: what the identifier's own errors make of monolingual English
+    record("copy:tweets", sample(source_tweets))
 
     generators = {
         "lexical": SynthesizeParams(source="-", generator="lexical", lexicon=str(ROOT / "data/demo/lexicon_en_hi.tsv")),
