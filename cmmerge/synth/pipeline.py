@@ -62,6 +62,7 @@ class SynthesizeParams:
     parallel: ParallelSpec | None = None  # generator alignment: the parallel corpus to align
     max_phrase_len: int = 4  # alignment: longest English phrase switched as one unit
     min_count: int = 2  # alignment: a phrase pair seen fewer times is alignment noise
+    min_prob: float = 0.2  # alignment: so is a target with a smaller share of its English phrase's alignments
     target_cmi: float = 30.0
     copies: int = 1
     seed: int = 13
@@ -80,6 +81,8 @@ class SynthesizeParams:
             )
         if self.max_phrase_len < 1 or self.min_count < 1:
             raise ConfigError(f"{where}.max_phrase_len and {where}.min_count must be positive integers")
+        if not 0.0 <= self.min_prob <= 1.0:
+            raise ConfigError(f"{where}.min_prob must be in [0, 1], got {self.min_prob}")
 
 
 def _source_texts(path: str) -> list[str]:
@@ -106,7 +109,9 @@ def build_lexicon(params: SynthesizeParams, exclude: set[str] | None = None) -> 
         pairs = kept
     else:
         dropped = 0
-    lexicon, stats = phrase_lexicon(pairs, params.max_phrase_len, params.min_count, seed=params.seed)
+    lexicon, stats = phrase_lexicon(
+        pairs, params.max_phrase_len, params.min_count, min_prob=params.min_prob, seed=params.seed
+    )
     return lexicon, {"generator": "alignment", "parallel": params.parallel.path, "dropped_excluded": dropped, **stats}
 
 
