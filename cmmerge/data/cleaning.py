@@ -6,6 +6,7 @@ Rows are dictionaries with at least ``text``; functions return new lists and add
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -16,6 +17,17 @@ from dataclasses import dataclass
 _URL = re.compile(r"https?://\S+|https?\s*:?\s*/\s*/\s*\S+(?:\s+[./]\s+\S+)*|www\.\S+", re.IGNORECASE)
 _USER = re.compile(r"@\s?[A-Za-z0-9_]+")
 _SPACE = re.compile(r"\s+")
+# UTF-8 read as Windows-1252/1250 that ftfy could not undo: "â€", "Ã©", "ðŸ", or a Polish/Czech "đ" pair
+_MOJIBAKE_LEFT = re.compile(r"â€|Ã[\u0080-\u00bf]|ðŸ|đđ|đ[\u0080-\u009f]")
+
+
+@functools.cache
+def _ftfy_config():
+    import ftfy
+
+    return ftfy.TextFixerConfig(
+        uncurl_quotes=False, fix_latin_ligatures=False, fix_character_width=False, normalization="NFC"
+    )
 
 
 @dataclass
@@ -42,10 +54,15 @@ def clean_text(text: str, params: CleaningParams, counts: Counter | None = None)
     if params.fix_mojibake:
         import ftfy
 
-        fixed = ftfy.fix_text(out, normalization="NFC")
+        # only encoding repairs: ftfy's other default fixes (curly quotes -> straight, ligatures,
+        # full-width characters) would change clean text and be miscounted as mojibake
+        fixed = ftfy.fix_text(out, _ftfy_config())
         if fixed != out:
             counts["fixed_mojibake"] += 1
         out = fixed
+        if _MOJIBAKE_LEFT.search(out):
+            # bytes already lost upstream (e.g. "đđ" for an emoji): cannot be repaired, only reported
+            counts["unrepaired_mojibake"] += 1
     if params.urls is not None:
         replaced = _URL.sub(params.urls, out)
         if replaced != out:
@@ -58,7 +75,10 @@ def clean_text(text: str, params: CleaningParams, counts: Counter | None = None)
         out = replaced
     if params.lowercase:
         out = out.lower()
-    return _SPACE.sub(" ", out).strip()
+    collapsed = _SPACE.sub(" ", out).strip()
+    if collapsed != out:
+        counts["normalised_whitespace"] += 1
+    return collapsed
 
 
 def clean_rows(rows: Iterable[dict], params: CleaningParams, counts: Counter) -> list[dict]:

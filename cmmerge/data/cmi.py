@@ -39,3 +39,60 @@ def language_shares(all_langs: Sequence[Sequence[str]]) -> dict[str, float]:
     counts = Counter(t for langs in all_langs for t in langs)
     total = sum(counts.values()) or 1
     return {k: v / total for k, v in sorted(counts.items())}
+
+
+# Word-tag schemes of the shared data sets mapped to one vocabulary: SentiMix Hinglish (Hin/Eng/O/EMT),
+# SentiMix Spanglish and CALCS (lang1 = English, lang2 = Spanish, other/ne/...), GLUECoS LID (EN/HI/ES/OTHER),
+# and the synthetic generators' own tags. Everything else (punctuation, emoji, names, mixed words) is "other".
+CANONICAL_TAGS = {
+    "en": "en",
+    "eng": "en",
+    "lang1": "en",
+    "hi": "hi",
+    "hin": "hi",
+    "cm": "hi",  # the Hinglish generators tag inserted words "cm"
+    "es": "es",
+    "spa": "es",
+    "lang2": "es",
+}
+OTHER = "other"
+
+
+def canonical(langs: Sequence[str]) -> list[str]:
+    """Tags in the common vocabulary ``en`` / ``hi`` / ``es`` / ``other``."""
+    return [CANONICAL_TAGS.get(t.strip().lower(), OTHER) for t in langs]
+
+
+def mixing_stats(all_langs: Sequence[Sequence[str]], languages: Sequence[str] = ("en", "hi")) -> dict:
+    """Corpus-level code-mixing statistics from canonical word tags.
+
+    ``cmi_mean`` averages the utterance CMI over all utterances, ``cmi_mixed_mean`` over the mixed ones only
+    (Das & Gambäck 2014 report both); ``switch_fraction_mean`` is the share of adjacent language-word pairs
+    that switch, ``switches_per_word`` the switch points P divided by language words N over the corpus
+    (the P/N term of Gambäck & Das 2016); ``shares`` the tag shares over all tokens.
+    """
+    if not all_langs:
+        return {"utterances": 0}
+    cmis = [cmi(t, languages) for t in all_langs]
+    mixed = [c for c in cmis if c > 0]
+    seqs = [[t for t in langs if t in languages] for langs in all_langs]
+    switches = sum(sum(a != b for a, b in itertools.pairwise(s)) for s in seqs)
+    words = sum(len(s) for s in seqs)
+    return {
+        "utterances": len(cmis),
+        "cmi_mean": sum(cmis) / len(cmis),
+        "cmi_mixed_mean": sum(mixed) / len(mixed) if mixed else 0.0,
+        "mixed_fraction": len(mixed) / len(cmis),
+        "switch_fraction_mean": sum(switch_fraction(t, languages) for t in all_langs) / len(cmis),
+        "switches_per_utterance": switches / len(cmis),
+        "switches_per_word": switches / words if words else 0.0,
+        "shares": language_shares(all_langs),
+    }
+
+
+def cmi_histogram(all_langs: Sequence[Sequence[str]], languages: Sequence[str] = ("en", "hi"), width: int = 5) -> dict:
+    """Share of utterances per CMI bin ``[lo, lo + width)`` (bin label ``lo``); the last bin holds CMI 50."""
+    top = 50 - width  # two languages: CMI never exceeds 50
+    counts = Counter(min(int(cmi(t, languages) // width) * width, top) for t in all_langs)
+    n = max(len(all_langs), 1)
+    return {lo: counts.get(lo, 0) / n for lo in range(0, top + 1, width)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmmerge.data.cmi import cmi
@@ -27,6 +27,8 @@ class Lexicon:
     """English unit (tuple of lower-cased words) -> code-mixed replacement (list of words)."""
 
     entries: dict[tuple[str, ...], list[str]]
+    # per-word tags of a replacement (e.g. an aligned phrase keeps English words); missing: all code-mixed
+    tags: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
 
     @property
     def max_len(self) -> int:
@@ -62,18 +64,19 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def segment(words: list[str], lexicon: Lexicon) -> list[tuple[list[str], list[str] | None]]:
-    """Greedy longest-match segmentation into (source words, replacement or None) units."""
+def segment(words: list[str], lexicon: Lexicon) -> list[tuple[list[str], list[str] | None, list[str] | None]]:
+    """Greedy longest-match segmentation into (source words, replacement or None, replacement tags) units."""
     units, i, lower = [], 0, [w.lower() for w in words]
     while i < len(words):
         for n in range(min(lexicon.max_len, len(words) - i), 0, -1):
-            repl = lexicon.entries.get(tuple(lower[i : i + n]))
+            key = tuple(lower[i : i + n])
+            repl = lexicon.entries.get(key)
             if repl is not None:
-                units.append((words[i : i + n], repl))
+                units.append((words[i : i + n], repl, lexicon.tags.get(key, [CM] * len(repl))))
                 i += n
                 break
         else:
-            units.append(([words[i]], None))
+            units.append(([words[i]], None, None))
             i += 1
     return units
 
@@ -86,15 +89,15 @@ def code_mix(text: str, lexicon: Lexicon, target_cmi: float, rng: random.Random)
     """Switch lexicon units of ``text`` until its CMI reaches ``target_cmi``; return text and word tags."""
     units = segment(tokenize(text), lexicon)
     switched = [False] * len(units)
-    order = [i for i, (_, repl) in enumerate(units) if repl is not None]
+    order = [i for i, (_, repl, _) in enumerate(units) if repl is not None]
     rng.shuffle(order)
 
     def render() -> tuple[list[str], list[str]]:
         words, tags = [], []
-        for (src, repl), on in zip(units, switched, strict=True):
+        for (src, repl, repl_tags), on in zip(units, switched, strict=True):
             if on:
                 words += repl
-                tags += [CM] * len(repl)
+                tags += repl_tags
             else:
                 words += src
                 tags += [_tag(w) for w in src]
