@@ -88,9 +88,6 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(arg, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        if len(errors) == 1:
-            # an optional section (X | None): its own error names the exact key, e.g. prepare.english.splits
-            raise ConfigError(errors[0])
         raise ConfigError(f"{key} must be {_describe(tp)}, got {_show(value)}")
     if origin is Literal:
         if value not in get_args(tp):
