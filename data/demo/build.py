@@ -121,6 +121,7 @@ ES_FILLERS = ["güey", "bro", "la verdad", "honestly", "pues", "jaja", "oye", "s
 
 # fmt: on
 
+
 def _sentence(rng: random.Random, topics, dets, phrases, fillers, extras) -> str:
     parts = []
     if rng.random() < 0.35:
