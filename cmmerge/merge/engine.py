@@ -23,7 +23,7 @@ import dataclasses
 import json
 import logging
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,7 +56,11 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
-_PREFETCH = 2  # tensors read ahead of the one being merged
+_PREFETCH = 2  # at most this many tensors read ahead of the one being merged …
+# … and a second one only while the read-ahead stays under this many input bytes: safetensors files
+# order tensors by name, so a model's two vocabulary-sized tensors (``lm_head``, ``model.embed_tokens``)
+# are often neighbours, and reading both ahead would double the peak memory for no gain in overlap
+_PREFETCH_BYTES = 256 * 2**20
 
 
 def local_folder(ref: str, label: str) -> Path:
@@ -108,10 +112,22 @@ def _output_dtype(cfg: MergeConfig, base: Checkpoint) -> torch.dtype:
     return counts.most_common(1)[0][0] if counts else torch.float32
 
 
+_FINITE_CHUNK = 1 << 22
+
+
 def _check_finite(t: torch.Tensor, what: str) -> None:
-    if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
-        n_bad = int((~torch.isfinite(t)).sum())
-        raise MergeError(f"{what} has {n_bad} NaN/Inf value(s) of {t.numel()}")
+    """Raise a MergeError if ``t`` has NaN/Inf entries.
+
+    Checked in chunks: ``torch.isfinite`` on a bf16 tensor makes a float32 copy and a bool mask, which
+    for a vocabulary-sized tensor would add 2.5× its size to the peak memory.
+    """
+    if not t.is_floating_point() or not t.numel():
+        return
+    flat = t.reshape(-1)
+    for start in range(0, flat.numel(), _FINITE_CHUNK):
+        if not bool(torch.isfinite(flat[start : start + _FINITE_CHUNK]).all()):
+            n_bad = int((~torch.isfinite(flat)).sum())
+            raise MergeError(f"{what} has {n_bad} NaN/Inf value(s) of {t.numel()}")
 
 
 def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
@@ -121,6 +137,8 @@ def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
         plan = build_plan(base, ref_label, models, cfg.missing_tensors, cfg.embedding_size_mismatch, cfg.align_prefix)
         if method.name == "layer_swap":
             _check_layer_swap(plan, params, cfg.where)
+        elif method.name == "revert":
+            _check_revert(plan, params, cfg.where)
         tok_dir = _tokenizer_dir(cfg, ref_path)
         out_dtype = _output_dtype(cfg, base)
         compute_dtype = TORCH_DTYPES[cfg.dtype]
@@ -160,6 +178,19 @@ def _check_layer_swap(plan: MergePlan, params, where: str) -> None:
         )
 
 
+def _check_revert(plan: MergePlan, params, where: str) -> None:
+    """Block numbers must name blocks of the model (a typo would otherwise revert nothing, silently)."""
+    n = plan.layout.num_blocks
+    named = list(params.blocks) + list(params.block_range or [])
+    bad = [b for b in named if not -n <= b < n]
+    if bad:
+        raise MergeError(f"{where}.parameters: block number(s) {bad} outside the model's {n} blocks (0 … {n - 1})")
+    if params.block_range is not None:
+        first, last = (b + n if b < 0 else b for b in params.block_range)
+        if first > last:
+            raise MergeError(f"{where}.parameters.block_range: first block {first} is above last block {last}")
+
+
 def _load(tp: TensorPlan, base: Checkpoint, models, need_base: bool):
     """Read the inputs of one output tensor (runs in the loader thread)."""
     base_t = (
@@ -189,28 +220,54 @@ def _load(tp: TensorPlan, base: Checkpoint, models, need_base: bool):
 def _stream(plan, base, models, method, params, model_params, writer, compute_dtype, out_dtype) -> None:
     jobs = plan.tensors
     total = sum(t.base.nbytes for t in jobs)
+
+    def input_bytes(tp: TensorPlan) -> int:
+        return tp.base.nbytes * (1 + len(models))
+
     with (
         ThreadPoolExecutor(1, thread_name_prefix="cmmerge-read") as reader,
         ThreadPoolExecutor(1, thread_name_prefix="cmmerge-write") as writer_pool,
         tqdm(total=total, unit="B", unit_scale=True, desc=f"merge {method.name}", disable=None) as bar,
     ):
-        pending: list[Future] = [
-            reader.submit(_load, jobs[i], base, models, method.needs_base) for i in range(min(_PREFETCH, len(jobs)))
-        ]
+        pending: deque[tuple[int, Future]] = deque()
+        next_job = 0
+
+        def read_ahead(current: int) -> None:
+            # The next tensor is read while the current one merges, unless both are big (two
+            # vocabulary-sized neighbours, see _PREFETCH_BYTES); a further one only within the budget.
+            nonlocal next_job
+            while next_job < len(jobs) and len(pending) < _PREFETCH:
+                nxt = input_bytes(jobs[next_job])
+                if pending:
+                    if sum(input_bytes(jobs[j]) for j, _ in pending) + nxt > _PREFETCH_BYTES:
+                        break
+                elif current < len(jobs) and min(input_bytes(jobs[current]), nxt) > _PREFETCH_BYTES:
+                    break
+                pending.append((next_job, reader.submit(_load, jobs[next_job], base, models, method.needs_base)))
+                next_job += 1
+
         write: Future | None = None
         for i, tp in enumerate(jobs):
-            base_t, model_ts = pending.pop(0).result()
-            if i + _PREFETCH < len(jobs):
-                pending.append(reader.submit(_load, jobs[i + _PREFETCH], base, models, method.needs_base))
+            if not pending:  # nothing read ahead: read this one now
+                read_ahead(len(jobs))
+            j, future = pending.popleft()
+            assert j == i  # the reader runs jobs in order
+            base_t, model_ts = future.result()
+            del future  # it holds the inputs too
+            read_ahead(i)
             if tp.merged:
                 job = TensorJob(tp.name, base_t, model_ts, plan.layout, compute_dtype, out_dtype)
                 out = method.merge(job, params, model_params)
+                del job
                 _check_finite(out, f"merged tensor {tp.name}")
             else:
                 out = base_t
+            # drop every reference to the inputs now: otherwise they live on while the next tensor is read
+            del base_t, model_ts
             if write is not None:
                 write.result()
             write = writer_pool.submit(writer.write, tp.name, out)
+            del out
             bar.update(tp.base.nbytes)
         if write is not None:
             write.result()

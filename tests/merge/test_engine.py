@@ -234,3 +234,13 @@ def test_embedding_size_mismatch_common_rows(family, tmp_path):
     torch.testing.assert_close(got["model.embed_tokens.weight"], a["model.embed_tokens.weight"], rtol=0, atol=1e-6)
     report = json.loads((out / MANIFEST).read_text())["models"][0]
     assert report["resized"]["lm_head.weight"] == [100, 97]
+
+
+def test_revert_rejects_blocks_outside_the_model(family, tmp_path):
+    from cmmerge.errors import MergeError
+
+    f = family["bert"]
+    for params, match in (({"blocks": [6]}, r"\[6\] outside the model's 6 blocks"), ({"block_range": [3, 1]}, "above")):
+        with pytest.raises(MergeError, match=match):
+            run_merge(_cfg("revert", [(f["a"], {})], f["base"], params), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
