@@ -77,6 +77,9 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message says what is wrong
+            return _coerce(options[0], value, key)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -85,9 +88,6 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(arg, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        if len(errors) == 1:
-            # an optional section (X | None): its own error names the exact key, e.g. prepare.english.splits
-            raise ConfigError(errors[0])
         raise ConfigError(f"{key} must be {_describe(tp)}, got {_show(value)}")
     if origin is Literal:
         if value not in get_args(tp):

@@ -20,6 +20,8 @@ def main() -> None:
             seed,
             f"models/finetune/{method}/seed{seed}",
             f"metrics/train/{method}/seed{seed}",
+            freeze=spec.freeze,
+            revert=spec.revert,
         )
 
 

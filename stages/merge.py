@@ -1,4 +1,5 @@
-"""DVC stage ``merge``: θ_base + λ·τ_cpt (models/merged/ta) and TIES(θ_base; τ_cpt [, τ_en]) (models/merged/ties).
+"""DVC stage ``merge``: θ_base + λ·τ_cpt (models/merged/ta), TIES(θ_base; τ_cpt [, τ_en]) (models/merged/ties),
+and a layer swap of the code-mixed expert θ_cpt and the English task expert θ_en (models/merged/swap).
 
 Each output is a complete checkpoint written by the streaming merge engine; each carries a
 manifest of only its own method and parameters, so changing the TIES settings leaves the task
@@ -25,10 +26,25 @@ class TiesParams:
 
 
 @dataclass
+class SwapParams:
+    """Bandarkar et al. 2024: the outer blocks (and embeddings) from the code-mixed expert, the rest from the
+    English task expert."""
+
+    bottom: int = 1
+    top: int = 1
+    transition: int = 0
+
+    def validate(self, where: str) -> None:
+        for key in ("bottom", "top", "transition"):
+            require(getattr(self, key) >= 0, f"{where}.{key} must be >= 0, got {getattr(self, key)}")
+
+
+@dataclass
 class MergeParams:
     lam: float = field(default=0.5, metadata={"key": "lambda"})  # task arithmetic: θ_base + λ·τ_cpt
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     ties: TiesParams = field(default_factory=TiesParams)
+    swap: SwapParams = field(default_factory=SwapParams)
 
 
 def main() -> None:
@@ -50,8 +66,24 @@ def main() -> None:
         "models": [{**m, "parameters": {"weight": 1.0}} for m in models],
         "parameters": {"density": p.ties.density, "lambda": p.ties.lam, "sign_election": p.ties.sign_election},
     }
+    swap = {
+        **common,
+        "merge_method": "layer_swap",
+        "models": [
+            {"model": "models/cpt", "name": "cpt", "parameters": {"role": "outer"}},
+            {"model": "models/finetune_en", "name": "en", "parameters": {"role": "inner"}},
+        ],
+        "parameters": {
+            "bottom": p.swap.bottom,
+            "top": p.swap.top,
+            "transition": p.swap.transition,
+            "embeddings_from": "outer",
+            "head_from": "inner",
+        },
+    }
     run_merge(MergeConfig.from_dict(ta, where="params.yaml: merge"), "models/merged/ta")
     run_merge(MergeConfig.from_dict(ties, where="params.yaml: merge.ties"), "models/merged/ties")
+    run_merge(MergeConfig.from_dict(swap, where="params.yaml: merge.swap"), "models/merged/swap")
 
 
 if __name__ == "__main__":

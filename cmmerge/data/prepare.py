@@ -31,6 +31,7 @@ class PrepareParams:
     cleaning: CleaningParams = field(default_factory=CleaningParams)
     max_train: int | None = None  # stratified subsample of the task train split (null: all)
     max_english: int | None = None  # likewise for the English train split
+    max_dev: int | None = None  # likewise for the task dev split (evaluated every epoch); test is never subsampled
     seed: int = 13
 
 
@@ -106,6 +107,7 @@ def prepare(params: PrepareParams, out_dir: str | Path, metrics_path: str | Path
     train = remove_overlap(train, test_keys, c["train"], "dropped_leak_in_test")
     train = remove_overlap(train, keys(dev), c["train"], "dropped_leak_in_dev")
     train = _subsample(train, params.max_train, params.seed, c["train"])
+    dev = _subsample(dev, params.max_dev, params.seed, c["dev"])
 
     labels = sorted({r["label"] for r in train})
     if len(labels) < 2:

@@ -9,8 +9,11 @@ For (trimmed) task vectors ``τ̂_1 … τ̂_n`` and weights ``w_i`` (Yadav et a
 - merged ``τ_m = Σ_{i∈A} w_i τ̂_i / d`` with ``d = max(|A|, 1)`` (``divide_by="count"``, peft) or
   ``d = Σ_{i∈A} w_i`` (``divide_by="weight"``, mergekit's ``normalize``; 1 where it is 0).
 
-``elect_on_weighted`` elects the sign on ``w_i τ̂_i`` instead of ``τ̂_i`` (mergekit's behaviour, see
-mergekit issue 474); with equal positive weights the two coincide.
+``elect_on_weighted`` elects the sign on ``w_i τ̂_i`` instead of ``τ̂_i`` and tests agreement on
+``sgn(w_i τ̂_i)`` too (mergekit's behaviour, see mergekit issue 474): with positive weights only the
+election can differ (``Σ w_i τ̂_i`` vs ``Σ τ̂_i``); a negative weight also flips which entries of that
+model agree. With equal positive weights the two coincide. mergekit 0.1.5's ``ties`` is therefore
+``elect_on_weighted=True, divide_by="weight"`` (its ``normalize: true`` default).
 
 peft's ``calculate_majority_sign_mask`` + ``disjoint_merge`` compute the same thing on a stacked
 ``(n, …)`` tensor with a float mask; this version never stacks, keeps one running sum per quantity,
@@ -53,8 +56,10 @@ def disjoint_merge(
     total = torch.zeros_like(deltas[0])
     denom = torch.zeros_like(deltas[0])
     for d, w in zip(deltas, weights, strict=True):
-        # agree: strictly the elected sign (zeros, i.e. trimmed entries, never agree)
-        agree = torch.where(positive, d > 0, d < 0)
+        # agree: strictly the elected sign (zeros, i.e. trimmed entries, never agree); a negative
+        # weight flips the sign that is compared when the election is on weighted deltas
+        flip = elect_on_weighted and w < 0
+        agree = torch.where(positive, d < 0, d > 0) if flip else torch.where(positive, d > 0, d < 0)
         total.add_(torch.where(agree, d, 0.0), alpha=w)
         denom.add_(agree.to(denom.dtype), alpha=1.0 if divide_by == "count" else w)
     if divide_by == "count":

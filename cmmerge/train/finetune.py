@@ -38,11 +38,50 @@ class FinetuneParams:
 
 
 @dataclass
+class BlockSelection:
+    """Transformer blocks (negative numbers count from the top) and optionally the embeddings."""
+
+    blocks: list[int] = field(default_factory=list)
+    embeddings: bool = False
+
+    def validate(self, where: str) -> None:
+        if not self.blocks and not self.embeddings:
+            raise ConfigError(f"{where} selects nothing: give blocks (e.g. [0, 1, -1]) or embeddings: true")
+
+
+@dataclass
 class MethodSpec:
-    """One compared method: where fine-tuning starts and which prepared folder it trains on."""
+    """One compared method: where fine-tuning starts, which prepared folder it trains on, and optionally
+    which blocks stay at their starting values: ``freeze`` keeps them out of training, ``revert`` trains
+    everything and resets them afterwards (the post-hoc alternative of Bandarkar & Peng 2025)."""
 
     init: str
     train: str = "data/prepared/task"
+    freeze: BlockSelection | None = None
+    revert: BlockSelection | None = None
+
+    def validate(self, where: str) -> None:
+        if self.freeze is not None and self.revert is not None:
+            raise ConfigError(f"{where}: give freeze or revert, not both (they are the two sides of one comparison)")
+
+
+def selected_parameters(model, selection: BlockSelection) -> list[str]:
+    """Names of the model's parameters in the selected blocks (and embeddings); never the task head."""
+    from cmmerge.merge.layers import BlockLayout
+
+    names = [n for n, _ in model.named_parameters()]
+    layout = BlockLayout.detect(names)
+    if layout.num_blocks == 0:
+        raise ConfigError(f"cannot find transformer blocks in {type(model).__name__} to freeze or revert")
+    wanted = set()
+    for b in selection.blocks:
+        index = b + layout.num_blocks if b < 0 else b
+        if not 0 <= index < layout.num_blocks:
+            raise ConfigError(f"block {b} does not exist: the model has {layout.num_blocks} blocks")
+        wanted.add(index)
+    return [
+        n for n in names if layout.block_index(n) in wanted or (selection.embeddings and layout.part(n) == "embeddings")
+    ]
 
 
 def encode(tokenizer, rows: list[dict], labels: list[str] | None, max_length: int):
@@ -73,11 +112,14 @@ def run_finetune(
     out_dir: str | Path,
     live_dir: str | Path,
     resume: bool = True,
+    freeze: BlockSelection | None = None,
+    revert: BlockSelection | None = None,
 ) -> dict:
     """Fine-tune ``init`` on ``train_dir/train.jsonl`` (dev: ``train_dir/dev.jsonl``) into ``out_dir``.
 
     With ``params.optim.checkpoint_steps`` set, a killed run resumes from its last checkpoint when started
-    again with the same params, seed and inputs (``resume=False`` always starts afresh).
+    again with the same params, seed and inputs (``resume=False`` always starts afresh). ``freeze`` keeps
+    the selected blocks at their starting values during training; ``revert`` resets them after it.
     """
     import numpy as np
     from sklearn.metrics import f1_score
@@ -90,6 +132,18 @@ def run_finetune(
     set_seed(seed)
     tokenizer = load_tokenizer(str(init))
     model = load_classifier(str(init), labels)
+    kept: dict = {}
+    if freeze is not None or revert is not None:
+        if params.optim.lora.enabled:
+            raise ConfigError("freeze and revert apply to full fine-tuning; turn finetune.optim.lora off for them")
+        chosen = selected_parameters(model, freeze or revert)
+        state = dict(model.named_parameters())
+        for name in chosen:
+            if freeze is not None:
+                state[name].requires_grad_(False)
+            else:
+                kept[name] = state[name].detach().clone()
+        log.info("%s %d parameter tensors", "freezing" if freeze is not None else "will revert", len(chosen))
     if params.optim.lora.enabled:
         model = apply_lora(model, params.optim.lora, "SEQ_CLS")
 
@@ -105,7 +159,13 @@ def run_finetune(
         len(dev_rows),
         seed,
     )
-    fp_settings = {"params": dataclasses.asdict(params), "seed": seed, "labels": labels}
+    fp_settings = {
+        "params": dataclasses.asdict(params),
+        "seed": seed,
+        "labels": labels,
+        "freeze": dataclasses.asdict(freeze) if freeze else None,
+        "revert": dataclasses.asdict(revert) if revert else None,
+    }
     work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
     trainer = Trainer(
         model=model,
@@ -117,6 +177,15 @@ def run_finetune(
         callbacks=[LiveLogger(live_dir)],
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
+    if kept:
+        import torch
+
+        state = dict(model.named_parameters())
+        with torch.no_grad():
+            moved = sum(float((state[n] - v).abs().max()) > 0 for n, v in kept.items())
+            for name, value in kept.items():
+                state[name].copy_(value)
+        log.info("reverted %d of %d selected tensors that training had changed", moved, len(kept))
     summary = {
         "init": str(init),
         "seed": seed,

@@ -17,6 +17,8 @@ HERE = Path(__file__).parent
 SEED = 13
 
 # ---------------------------------------------------------------- Hinglish (romanised Hindi + English)
+# word lists, kept dense
+# fmt: off
 HI_TOPICS = [
     "movie", "film", "trailer", "song", "gaana", "match", "khana", "biryani", "phone", "camera",
     "service", "delivery", "episode", "series", "show", "speech", "team", "hotel", "restaurant",
@@ -78,7 +80,8 @@ EN_FILLERS = ["honestly", "seriously", "wow", "well", "lol", "ok", "guys", "frie
 # English -> romanised Hindi lexicon for the lexical-substitution generator (multi-word units first).
 LEXICON = {
     "a waste of time": "time waste", "a waste of money": "paisa barbaad", "very good": "bahut accha",
-    "very boring": "bahut boring", "very slow": "bahut slow", "at all": "bilkul", "made me so happy": "dil khush kar diya",
+    "very boring": "bahut boring", "very slow": "bahut slow", "at all": "bilkul",
+    "made me so happy": "dil khush kar diya",
     "drove me crazy": "dimag kharab kar diya", "gave me a headache": "sar dard de diya",
     "has not been watched yet": "abhi dekha nahi", "send the link": "link bhejo", "what time": "kitne baje",
     "how much": "kitna", "the best": "sabse best", "is": "hai", "was": "tha", "the": "ye", "this": "ye",
@@ -114,6 +117,9 @@ ES_NEUTRAL = [
     "llega el domingo", "alguien lo vio", "send me el link", "cuánto cuesta", "is available online",
 ]
 ES_FILLERS = ["güey", "bro", "la verdad", "honestly", "pues", "jaja", "oye", "seriously", "mira"]
+
+
+# fmt: on
 
 
 def _sentence(rng: random.Random, topics, dets, phrases, fillers, extras) -> str:

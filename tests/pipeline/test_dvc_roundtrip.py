@@ -38,6 +38,7 @@ def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
             "prepare.max_english": 48,
             "corpus.max_lines": 200,
             "cpt.max_length": 32,
+            "cpt.head_warmup_steps": 0,  # two steps only: let them reach the encoder, so τ_cpt is not zero there
             "cpt.optim": TINY_OPTIM,
             "finetune.seeds": [1],
             "finetune.max_length": 32,
@@ -105,11 +106,17 @@ def test_pull_into_a_second_clone_leaves_nothing_to_reproduce(tiny_pipeline):
 def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     repo = tiny_pipeline["repo"]
     out = dvc(repo, "exp", "run", "-S", "merge.lambda=0.3").stdout
-    # the TIES output is byte-identical (its manifest holds only its own params), so ties_ft is not rerun
-    assert ran_stages(out) == {"merge", "finetune@ta_ft", "evaluate@ta_ft", "report"}
+    ran = ran_stages(out)
+    # the TIES and swap outputs are byte-identical (each manifest holds only its own params), so ties_ft is
+    # not rerun; the report reruns only if the new ta_ft evaluation differs (two optimiser steps on a tiny
+    # model may leave every prediction as it was, and DVC then rightly stops there)
+    must = {"merge", "finetune@ta_ft", "evaluate@ta_ft"}
+    assert must <= ran <= must | {"report"}
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
-    assert "metrics/eval/ta_ft.json" in diff
-    assert not {"metrics/eval/full_ft.json", "metrics/eval/ties_ft.json", "metrics/cpt.json"} & set(diff)
+    changed_evals = {path for path in diff if path.startswith("metrics/eval/")}
+    assert changed_evals <= {"metrics/eval/ta_ft.json"}
+    assert "report" in ran or not changed_evals
+    assert not {"metrics/cpt.json", "metrics/data.json", "metrics/corpus.json"} & set(diff)
     changed_summary = {key.split(".")[0] for key in diff.get("metrics/summary.json", {})}
     assert changed_summary <= {"ta_ft"}
     params = json.loads(dvc(repo, "params", "diff", "--json").stdout)

@@ -1,11 +1,19 @@
 """A tiny CPT or fine-tuning run from the command line, for tests that launch or kill real processes.
 
-python run_tiny_training.py {cpt|finetune} BASE DATA OUT LIVE MAX_STEPS CHECKPOINT_STEPS
+python run_tiny_training.py {cpt|finetune} BASE DATA OUT LIVE MAX_STEPS CHECKPOINT_STEPS [KILL_AT_STEP]
+
+With KILL_AT_STEP the process SIGKILLs itself at the end of that optimiser step: a kill at a known
+point, whatever the speed of the machine (a test that polls for a checkpoint and then kills races a
+fast machine).
 """
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+
+from transformers.trainer_callback import CallbackHandler
 
 from cmmerge.runner import run_main
 from cmmerge.train.common import OptimParams
@@ -15,6 +23,8 @@ from cmmerge.train.finetune import FinetuneParams, run_finetune
 
 def main() -> None:
     kind, base, data, out, live, steps, ckpt = sys.argv[1:8]
+    if len(sys.argv) > 8:
+        _kill_at(int(sys.argv[8]))
     optim = OptimParams(
         max_steps=int(steps),
         batch_size=4,
@@ -29,6 +39,17 @@ def main() -> None:
         params = FinetuneParams(max_length=32, seeds=[1], optim=optim)
         summary = run_finetune(base, Path(data) / "task", Path(data) / "labels.json", params, 1, out, live)
     print("SUMMARY " + json.dumps(summary))
+
+
+def _kill_at(step: int) -> None:
+    on_step_end = CallbackHandler.on_step_end
+
+    def hooked(self, args, state, control):
+        if state.global_step == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return on_step_end(self, args, state, control)
+
+    CallbackHandler.on_step_end = hooked
 
 
 if __name__ == "__main__":

@@ -9,38 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cmmerge.data.cleaning import CleaningParams
-from cmmerge.data.corpus import CorpusParams, build_corpus
-from cmmerge.data.loaders import DatasetSpec
-from cmmerge.data.prepare import PrepareParams, prepare
 from cmmerge.models import export_base, load_tokenizer
 from cmmerge.train.common import OptimParams
 from cmmerge.train.cpt import CptParams, _blocks, run_cpt
 from cmmerge.train.finetune import FinetuneParams, run_finetune
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("prepared")
-    params = PrepareParams(
-        task=DatasetSpec(str(DEMO / "hinglish_sentiment")),
-        english=DatasetSpec(str(DEMO / "english_sentiment")),
-        cleaning=CleaningParams(),
-        max_train=60,
-        max_english=60,
-    )
-    prepare(params, root / "prepared", root / "data.json")
-    build_corpus(
-        CorpusParams(real=str(DEMO / "corpus"), mix="real", max_lines=300),
-        None,
-        root / "prepared",
-        None,
-        root / "corpus",
-        root / "corpus.json",
-    )
-    return root
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

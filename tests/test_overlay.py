@@ -1,0 +1,60 @@
+"""Experiment configs: includes compose in order, mappings merge, other values replace, __delete__ removes."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cmmerge.errors import ConfigError
+from cmmerge.overlay import compose, deep_merge
+
+
+def test_deep_merge_semantics():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 1, "t": {"en_es": {"path": "p"}}}
+    over = {"a": {"y": [3]}, "b": None, "t": {"en_es": "__delete__", "ta": {"path": "q"}}}
+    assert deep_merge(base, over) == {"a": {"x": 1, "y": [3]}, "b": None, "t": {"ta": {"path": "q"}}}
+    assert base["t"] == {"en_es": {"path": "p"}}, "inputs are not modified"
+
+
+def test_includes_compose_in_order(tmp_path):
+    (tmp_path / "base.yaml").write_text("merge: {lambda: 0.5, dtype: float32}\nfinetune: {seeds: [1]}\n")
+    (tmp_path / "model.yaml").write_text("merge: {dtype: bfloat16}\n")
+    (tmp_path / "exp.yaml").write_text("include: [base.yaml, model.yaml]\nmerge: {lambda: 0.3}\n")
+    assert compose(tmp_path / "exp.yaml") == {
+        "merge": {"lambda": 0.3, "dtype": "bfloat16"},
+        "finetune": {"seeds": [1]},
+    }
+
+
+def test_include_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("include: [b.yaml]\n")
+    (tmp_path / "b.yaml").write_text("include: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        compose(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("include: [missing.yaml]\n")
+    with pytest.raises(ConfigError, match=r"included file missing\.yaml not found"):
+        compose(tmp_path / "c.yaml")
+
+
+def test_shipped_configs_compose_to_valid_params(repo_root, tmp_path):
+    """Every shipped experiment config composes into params every stage accepts."""
+    from cmmerge.data.corpus import CorpusParams
+    from cmmerge.data.prepare import PrepareParams
+    from cmmerge.params import load_section
+    from cmmerge.train.cpt import CptParams
+    from cmmerge.train.finetune import FinetuneParams
+
+    configs = sorted((repo_root / "configs").rglob("*.yaml"))
+    runnable = [c for c in configs if not c.name.startswith("_") and c.parent.name not in {"models", "accelerate"}]
+    assert len(runnable) >= 4
+    for config in runnable:
+        params = compose(config)
+        out = tmp_path / f"{config.stem}.yaml"
+        out.write_text(yaml.safe_dump(params))
+        for section, cls in [
+            ("prepare", PrepareParams),
+            ("corpus", CorpusParams),
+            ("cpt", CptParams),
+            ("finetune", FinetuneParams),
+        ]:
+            load_section(section, cls, out)
