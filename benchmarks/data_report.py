@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     params = compose(args.config)
     os.chdir(ROOT)  # config paths (../shared/data/...) are relative to the repository root
-    prep = {**params["prepare"], "max_train": None, "max_english": None}
+    prep = {**params["prepare"], "max_train": None, "max_english": None, "max_dev": None}
     prepare_params = from_dict(PrepareParams, prep, where=f"{args.config}: prepare")
     summary = {}
     with tempfile.TemporaryDirectory() as tmp:
