@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cmmerge.data.cleaning import keys  # noqa: E402
-from cmmerge.data.lid import GLUECOS_TAGGED, train_shared_lid, word_accuracy  # noqa: E402
+from cmmerge.data.lid import GLUECOS_TAGGED, train_shared_lid, tune_transition_weight, word_accuracy  # noqa: E402
 from cmmerge.data.loaders import DatasetSpec, load_split  # noqa: E402
 
 PAIRS = {"hinglish": "sentimix_hinglish", "spanglish": "sentimix_spanglish"}
@@ -45,13 +45,16 @@ def main() -> None:
     for pair in args.pairs:
         folder = PAIRS[pair]
         gold = load_split(DatasetSpec(path=str(shared / folder)), args.split)
+        # the HMM's transition weight is tuned on the SentiMix dev split, never on the scored split
+        dev = load_split(DatasetSpec(path=str(shared / folder)), "dev")
         variants = [(True, True), (False, True), (True, False), (False, False)]
         for context, mono in variants[: None if args.all else 1]:
             start = time.perf_counter()
-            lid = train_shared_lid(pair, shared, exclude=keys(gold), context=context, english_tweets=mono)
+            lid = train_shared_lid(pair, shared, exclude=keys(gold) | keys(dev), context=context, english_tweets=mono)
+            tuned = tune_transition_weight(lid, dev) if context else {}
             fitted = time.perf_counter()
             scores = word_accuracy(lid, gold)
-            row = {
+            row: dict = {
                 "measurement": "lid_word_accuracy",
                 "pair": pair,
                 "scored_on": f"{folder} [{args.split}]",
@@ -59,6 +62,8 @@ def main() -> None:
                 "method": "char n-gram logistic regression" + (" + HMM context (Viterbi)" if context else ""),
                 "english_tweets": "tweeteval_en_hate [train]" if mono else None,
                 **lid.stats,
+                "transition_weight": lid.transition_weight if context else None,
+                "dev_language_word_accuracy_by_weight": tuned,
                 **scores,
                 "train_s": round(fitted - start, 1),
                 "tag_s": round(time.perf_counter() - fitted, 1),

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cmmerge.data.cleaning import keys
 from cmmerge.data.cmi import switch_fraction
 from cmmerge.data.loaders import SPLITS, DatasetSpec, load_corpus, load_parallel, split_file
 from cmmerge.errors import ConfigError, DataError
@@ -104,6 +103,9 @@ def build_lexicon(params: SynthesizeParams, exclude: set[str] | None = None) -> 
 
     pairs = params.parallel.pairs()
     if exclude:
+        # only reports pass ``exclude``; the stage never does, so its DVC deps need not list cleaning.py
+        from cmmerge.data.cleaning import keys
+
         kept = [p for p in pairs if keys([{"text": p[1]}]).isdisjoint(exclude)]
         dropped = len(pairs) - len(kept)
         pairs = kept

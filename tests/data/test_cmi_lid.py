@@ -72,3 +72,14 @@ def test_lid_learns_and_excludes(context):
 def test_lid_needs_two_languages():
     with pytest.raises(DataError, match="needs two or more"):
         train_lid([{"tokens": ["hello", "world"], "langs": ["EN", "EN"]}])
+
+
+def test_transition_weight_tuned_on_dev():
+    from cmmerge.data.lid import tune_transition_weight
+
+    rows = _toy_training()
+    lid = train_lid(rows)
+    dev = [{"tokens": ["kya", "baat", "hai", "this", "is", "good"], "langs": ["Hin"] * 3 + ["Eng"] * 3}]
+    scores = tune_transition_weight(lid, dev, grid=(0.0, 1.0))
+    assert set(scores) == {0.0, 1.0} and lid.transition_weight in scores
+    assert scores[lid.transition_weight] == max(scores.values())
