@@ -17,7 +17,7 @@ model agree. With equal positive weights the two coincide. mergekit 0.1.5's ``ti
 
 peft's ``calculate_majority_sign_mask`` + ``disjoint_merge`` compute the same thing on a stacked
 ``(n, …)`` tensor with a float mask; this version never stacks, keeps one running sum per quantity,
-and is what the engine calls chunk by chunk (``tests/merge/test_consensus.py`` checks it equals
+and is what the engine calls chunk by chunk (``tests/merge/test_methods.py`` checks it equals
 peft's; ``benchmarks/merge.py --micro`` times both).
 """
 

@@ -12,7 +12,7 @@ as a sort; here the k-th largest magnitude is found by *selection* instead:
 If the bracket misses (an adversarial layout), it falls back to ``kthvalue`` over the whole tensor, so
 the result is always exact. Entries equal to ``t`` are kept in index order until exactly ``k`` are
 kept, so the mask is deterministic even with ties (``topk`` breaks ties arbitrarily; on continuous
-inputs both agree, which ``tests/merge/test_sparsify.py`` checks against peft).
+inputs both agree, which ``tests/merge/test_methods.py`` checks against peft).
 
 DARE (Yu et al. 2024, "Language Models are Super Mario: Absorbing Abilities from Homologous Models as
 a Free Lunch") drops each entry with probability ``p = 1 − density`` and rescales the survivors by

@@ -4,6 +4,7 @@ the right blocks on BERT, XLM-R and Llama layouts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def test_task_arithmetic_checkpoint_equals_formula_and_loads(family, tmp_path, a
     assert manifest["method"] == "task_arithmetic"
     assert manifest["parameters"] == {"lambda": 0.5}
     assert [m["parameters"]["weight"] for m in manifest["models"]] == [0.7, -0.3]
-    assert len(manifest["base_model"]["sha256"]["model.safetensors"]) == 64
+    digest = hashlib.sha256((f["base"] / "model.safetensors").read_bytes()).hexdigest()
+    assert manifest["base_model"]["sha256"] == {"model.safetensors": digest}
     assert manifest["cmmerge_version"]
     assert not list(tmp_path.glob(".ta.tmp-*"))  # the temporary folder was renamed away
 
@@ -105,6 +107,13 @@ def test_linear_needs_no_base_and_bf16_output_and_shards(family, tmp_path):
     assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.dtype == torch.bfloat16
+    # a sharded checkpoint is read as an input too (index + several files), and hashed per shard
+    again = run_merge(_cfg("task_arithmetic", [(out, {})], f["a"]), tmp_path / "again")
+    merged_again = weights(again)
+    for name, t in got.items():
+        torch.testing.assert_close(merged_again[name], t.float(), rtol=0, atol=1e-6)
+    shas = json.loads((again / MANIFEST).read_text())["models"][0]["sha256"]
+    assert sorted(shas) == shards
 
 
 def test_out_dir_is_replaced_atomically(family, tmp_path):
