@@ -8,7 +8,8 @@ gets exactly one valid label and the result is deterministic.
 
 When every verbaliser is a single token, one forward pass per prompt gives all label scores (the
 next-token distribution at the prompt's last position); otherwise each (prompt, verbaliser) pair is
-scored in its own sequence. Both are batched.
+scored in its own sequence. Both are batched, and the instruction and demonstrations, which every prompt
+shares, run through the model once: their keys and values are cached and reused for every batch.
 """
 
 from __future__ import annotations
@@ -143,29 +144,55 @@ class PromptClassifier:
         return self.tok.decode(ids[: self.params.max_text_tokens]).strip()
 
     def _prefix(self, demos: Sequence[dict]) -> str:
+        """Instruction and demonstrations; empty for a zero-shot prompt without an instruction."""
         parts = [self.params.instruction] if self.params.instruction else []
         for d in demos:
             word = self.words[self.labels.index(d["label"])]
             parts.append(self.params.template.format(text=self._cut(d["text"])) + word)
-        return "\n\n".join(parts) + ("\n\n" if parts else "")
+        return "\n\n".join(parts)
+
+    def _query(self, text: str) -> str:
+        # the separator opens the query rather than closing the prefix: a label word or the instruction
+        # followed by "\n\n" is a token boundary, so prefix and query tokenise the same apart as together
+        return ("\n\n" if self.prefix else "") + self.params.template.format(text=self._cut(text))
 
     def prompt(self, text: str) -> str:
-        return self.prefix + self.params.template.format(text=self._cut(text))
+        return self.prefix + self._query(text)
 
-    def _encode_prompts(self, texts: Sequence[str]) -> list[list[int]]:
-        # special tokens (a BOS where the tokenizer adds one) belong at the start of the prompt only
-        return self.tok([self.prompt(t) for t in texts])["input_ids"]
+    @property
+    def prefix_ids(self) -> list[int]:
+        if not hasattr(self, "_prefix_ids"):
+            # special tokens (a BOS where the tokenizer adds one) open the prompt, so they go with the prefix
+            self._prefix_ids = self.tok(self.prefix)["input_ids"] if self.prefix else []
+        return self._prefix_ids
+
+    def _split(self, texts: Sequence[str]) -> tuple[int, list[list[int]]]:
+        """(prefix length to take from the cache, the rest of each prompt's ids).
+
+        Whole prompts are tokenised, so the model always sees the tokenizer's own segmentation; the
+        cached prefix is used only when every prompt's ids start with the prefix's ids (a tokenizer that
+        merges across the boundary, or adds a prefix space, makes them differ: then nothing is cached).
+        """
+        full = self.tok([self.prompt(t) for t in texts])["input_ids"]
+        n = len(self.prefix_ids)
+        if n and all(ids[:n] == self.prefix_ids and len(ids) > n for ids in full):
+            return n, [ids[n:] for ids in full]
+        return 0, full
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """The token ids the model sees for one text."""
+        return self.tok(self.prompt(text))["input_ids"]
 
     def scores(self, texts: Sequence[str]) -> list[list[float]]:
         """Per text, one log-likelihood per label (in ``labels`` order)."""
-        prompts = self._encode_prompts(texts)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[list[float]] = [[] for _ in prompts]
+        n_prefix, queries = self._split(texts)
+        order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
+        out: list[list[float]] = [[] for _ in queries]
         bs = self.params.batch_size
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
-            batch = [prompts[i] for i in idx]
-            rows = self._score_single(batch) if self.single_token else self._score_multi(batch)
+            batch = [queries[i] for i in idx]
+            rows = self._score_single(batch, n_prefix) if self.single_token else self._score_multi(batch, n_prefix)
             for i, row in zip(idx, rows, strict=True):
                 out[i] = row
         return out
@@ -173,36 +200,64 @@ class PromptClassifier:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[max(range(len(s)), key=s.__getitem__)] for s in self.scores(texts)]
 
-    def _forward(self, seqs: list[list[int]]):
-        """Log-probs over the vocabulary for right-padded sequences, with their lengths."""
+    def _prefix_cache(self):
+        """Keys and values of the shared prefix, computed once: every prompt starts with the same demonstrations."""
+        import torch
+
+        if not hasattr(self, "_cache"):
+            with torch.inference_mode():
+                ids = torch.tensor([self.prefix_ids])
+                self._cache = self.model.get_decoder()(input_ids=ids, use_cache=True).past_key_values
+        return self._cache
+
+    def _logprobs_at(self, seqs: list[list[int]], positions: list[list[int]], n_prefix: int):
+        """Log-probs over the vocabulary at ``positions[r]`` of query sequence ``r`` (after the prefix).
+
+        Sequences are right-padded and run on top of the cached prefix; the vocabulary projection is
+        applied only at the asked positions, because projecting every position of every prompt onto a
+        ~50k vocabulary costs more than the transformer layers of a small model.
+        """
+        import copy
+
         import torch
 
         pad = self.tok.pad_token_id
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros((len(seqs), n_prefix + width), dtype=torch.long)
+        mask[:, :n_prefix] = 1
         for r, s in enumerate(seqs):
             ids[r, : len(s)] = torch.tensor(s)
-            mask[r, : len(s)] = 1
+            mask[r, n_prefix : n_prefix + len(s)] = 1
+        kwargs = {}
+        if n_prefix:
+            cache = copy.deepcopy(self._prefix_cache())  # the forward pass appends to the cache it is given
+            cache.batch_repeat_interleave(len(seqs))
+            kwargs = {"past_key_values": cache, "use_cache": True}
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
+            rows = torch.tensor([r for r, pos in enumerate(positions) for _ in pos])
+            cols = torch.tensor([p for pos in positions for p in pos])
+            logits = self.model.get_output_embeddings()(hidden[rows, cols])
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def _score_single(self, batch: list[list[int]]) -> list[list[float]]:
-        logp = self._forward(batch)
+    def _score_single(self, batch: list[list[int]], n_prefix: int) -> list[list[float]]:
+        logp = self._logprobs_at(batch, [[len(s) - 1] for s in batch], n_prefix)
         ids = [w[0] for w in self.word_ids]
-        return [logp[r, len(s) - 1, ids].tolist() for r, s in enumerate(batch)]
+        return logp[:, ids].tolist()
 
-    def _score_multi(self, batch: list[list[int]]) -> list[list[float]]:
-        seqs = [p + w for p in batch for w in self.word_ids]
-        logp = self._forward(seqs)
+    def _score_multi(self, batch: list[list[int]], n_prefix: int) -> list[list[float]]:
+        seqs = [q + w for q in batch for w in self.word_ids]
+        # token t of the verbaliser is predicted at position len(q) + t - 1
+        positions = [[len(q) + t - 1 for t in range(len(w))] for q in batch for w in self.word_ids]
+        logp = self._logprobs_at(seqs, positions, n_prefix)
         out: list[list[float]] = []
-        for r, p in enumerate(batch):
+        k = 0
+        for _ in batch:
             row = []
-            for j, w in enumerate(self.word_ids):
-                q = r * len(self.word_ids) + j
-                # token t of the verbaliser is predicted at position len(p) + t - 1
-                total = sum(float(logp[q, len(p) + t - 1, tok]) for t, tok in enumerate(w))
+            for w in self.word_ids:
+                total = sum(float(logp[k + t, tok]) for t, tok in enumerate(w))
+                k += len(w)
                 row.append(total / len(w) if self.params.length_norm else total)
             out.append(row)
         return out
