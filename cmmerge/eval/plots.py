@@ -31,10 +31,16 @@ def write_sweep(rows: Sequence[Mapping], path: str | Path) -> list[dict]:
         missing = [f for f in SWEEP_FIELDS if f not in row]
         if missing:
             raise DataError(f"sweep row {dict(row)} lacks {missing}")
-        # extra fields (per-seed scores, std) stay: DVC ignores fields that no axis names
-        out.append(
-            {**{f: float(row[f]) for f in SWEEP_FIELDS}, **{k: v for k, v in row.items() if k not in SWEEP_FIELDS}}
-        )
+        # extra scalar fields (per-seed scores, std) stay: DVC ignores fields that no axis names. Nested
+        # values do not: DVC's plot collection fails on a record holding a dict or list, so they are refused.
+        nested = [k for k, v in row.items() if not isinstance(v, (int, float, str, bool, type(None)))]
+        if nested:
+            raise DataError(f"sweep row fields {nested} are not scalars; DVC plot records must be flat")
+        extra = {k: v for k, v in row.items() if k not in SWEEP_FIELDS}
+        out.append({**{f: float(row[f]) for f in SWEEP_FIELDS}, **extra})
+    # DVC's plot collection also fails when records differ in their fields (seen with dvc 3.67)
+    if len({tuple(sorted(r)) for r in out}) > 1:
+        raise DataError("sweep rows differ in their fields; DVC plot records must all have the same fields")
     out.sort(key=lambda r: r["lambda"])
     write_json(path, out)
     return out

@@ -63,7 +63,7 @@ def run_sweep(
 
     ``finetune`` is a :class:`cmmerge.train.finetune.FinetuneParams` (its ``seeds`` are replaced by
     ``params.seeds``); dev is ``train_dir/dev.jsonl``, test is ``test_path``. Each record holds λ, the
-    seed-mean dev and test macro-F1 and the per-seed scores.
+    seed-mean dev and test macro-F1, their std over seeds and the per-seed scores.
     """
     import dataclasses
 
@@ -103,8 +103,11 @@ def run_sweep(
             "lambda": float(lam),
             "dev_macro_f1": float(np.mean(list(dev.values()))),
             "test_macro_f1": float(np.mean(list(test.values()))),
-            "dev_per_seed": {str(s): v for s, v in dev.items()},
-            "test_per_seed": {str(s): v for s, v in test.items()},
+            "dev_std": float(np.std(list(dev.values()), ddof=1)) if len(dev) > 1 else 0.0,
+            "test_std": float(np.std(list(test.values()), ddof=1)) if len(test) > 1 else 0.0,
+            # flat per-seed fields: DVC plot records must not nest
+            **{f"dev_seed{s}": v for s, v in dev.items()},
+            **{f"test_seed{s}": v for s, v in test.items()},
         }
         log.info("λ=%g: dev macro-F1 %.4f, test macro-F1 %.4f", lam, row["dev_macro_f1"], row["test_macro_f1"])
         rows.append(row)
