@@ -200,6 +200,13 @@ class PromptClassifier:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[max(range(len(s)), key=s.__getitem__)] for s in self.scores(texts)]
 
+    def _cache_kwarg(self) -> str:
+        """``cache`` in recent transformers (``past_key_values`` is deprecated there), else ``past_key_values``."""
+        import inspect
+
+        params = inspect.signature(self.model.get_decoder().forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
     def _prefix_cache(self):
         """Keys and values of the shared prefix, computed once: every prompt starts with the same demonstrations."""
         import torch
@@ -207,7 +214,9 @@ class PromptClassifier:
         if not hasattr(self, "_cache"):
             with torch.inference_mode():
                 ids = torch.tensor([self.prefix_ids])
-                self._cache = self.model.get_decoder()(input_ids=ids, use_cache=True).past_key_values
+                out = self.model.get_decoder()(input_ids=ids, use_cache=True)
+                cache = getattr(out, "cache", None)
+                self._cache = cache if cache is not None else out.past_key_values
         return self._cache
 
     def _logprobs_at(self, seqs: list[list[int]], positions: list[list[int]], n_prefix: int):
@@ -233,7 +242,7 @@ class PromptClassifier:
         if n_prefix:
             cache = copy.deepcopy(self._prefix_cache())  # the forward pass appends to the cache it is given
             cache.batch_repeat_interleave(len(seqs))
-            kwargs = {"past_key_values": cache, "use_cache": True}
+            kwargs = {self._cache_kwarg(): cache, "use_cache": True}
         with torch.inference_mode():
             hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
             rows = torch.tensor([r for r, pos in enumerate(positions) for _ in pos])
