@@ -45,6 +45,10 @@ class PromptParams:
     batch_size: int = 8
     max_text_tokens: int = 96  # long tweets are cut so that a k-shot prompt stays short
     length_norm: bool = False  # mean instead of sum of verbaliser token log-probs (multi-token words)
+    # contextual calibration (Zhao et al., 2021): subtract each label's score for a content-free input, which
+    # removes the prompt's prior towards some label (a small model often answers one label for everything)
+    calibrate: bool = False
+    content_free: str = "N/A"
 
     def validate(self, where: str) -> None:
         if "{text}" not in self.template:
@@ -197,8 +201,23 @@ class PromptClassifier:
                 out[i] = row
         return out
 
+    def calibration(self) -> list[float]:
+        """Each label's score for the content-free input in the same prompt (the prompt's label prior)."""
+        return self.scores([self.params.content_free])[0]
+
+    def decide(self, scores: Sequence[Sequence[float]], calibrate: bool | None = None) -> list[str]:
+        """Labels from scores: argmax, after subtracting the content-free scores when calibrating.
+
+        In log space, dividing label probabilities by the content-free ones (Zhao et al.'s diagonal
+        correction) is a subtraction; renormalising over the labels would not change the argmax.
+        """
+        calibrate = self.params.calibrate if calibrate is None else calibrate
+        prior = self.calibration() if calibrate else [0.0] * len(self.labels)
+        adjusted = [[x - c for x, c in zip(row, prior, strict=True)] for row in scores]
+        return [self.labels[max(range(len(row)), key=row.__getitem__)] for row in adjusted]
+
     def predict(self, texts: Sequence[str]) -> list[str]:
-        return [self.labels[max(range(len(s)), key=s.__getitem__)] for s in self.scores(texts)]
+        return self.decide(self.scores(texts))
 
     def _cache_kwarg(self) -> str:
         """``cache`` in recent transformers (``past_key_values`` is deprecated there), else ``past_key_values``."""
@@ -282,8 +301,10 @@ def run_prompting(
 ) -> dict:
     """Predict ``test`` with k-shot prompts and score the predictions; returns metrics and predictions.
 
-    ``model_and_tokenizer`` lets a caller reuse a loaded model across several k (loading a GGUF
-    model dequantises every tensor, which takes a while on a CPU).
+    The result is for ``params.calibrate``; ``other`` holds the metrics and predictions of the other
+    setting (with and without contextual calibration), which come from the same label scores at the
+    cost of one more prompt. ``model_and_tokenizer`` lets a caller reuse a loaded model across
+    several k (loading a GGUF model dequantises every tensor, which takes a while on a CPU).
     """
     import time
 
@@ -293,13 +314,22 @@ def run_prompting(
     demos = draw_demonstrations(train, params.k, params.seed, params.stratified)
     clf = PromptClassifier(model, tok, labels, params, demos)
     t0 = time.perf_counter()
-    pred = clf.predict([r["text"] for r in test])
+    scores = clf.scores([r["text"] for r in test])
     seconds = time.perf_counter() - t0
-    metrics = classification_metrics([r["label"] for r in test], pred, labels)
+    gold = [r["label"] for r in test]
+    pred = clf.decide(scores)
+    other_pred = clf.decide(scores, calibrate=not params.calibrate)
+    metrics = classification_metrics(gold, pred, labels)
     log.info("%d-shot prompting: macro-F1 %.4f on %d items in %.1fs", params.k, metrics["macro_f1"], len(test), seconds)
     return {
         **metrics,
         "k": params.k,
+        "calibrated": params.calibrate,
+        "other": {
+            **classification_metrics(gold, other_pred, labels),
+            "calibrated": not params.calibrate,
+            "pred": other_pred,
+        },
         "single_token_verbalizers": clf.single_token,
         "demo_ids": [d.get("id") for d in demos],
         "seconds": seconds,

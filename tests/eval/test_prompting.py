@@ -94,3 +94,17 @@ def test_resolve_decoder_finds_a_gguf_file(tmp_path):
     f = tmp_path / "m.Q4.gguf"
     f.write_bytes(b"GGUF")
     assert resolve_decoder(str(f)) == (str(tmp_path), "m.Q4.gguf")
+
+
+def test_contextual_calibration_subtracts_the_content_free_scores(llama):
+    model, tok = llama
+    clf = PromptClassifier(model, tok, LABELS, PromptParams(calibrate=True, content_free="N/A"))
+    texts = [r["text"] for r in TEST]
+    scores = clf.scores(texts)
+    prior = clf.calibration()
+    assert prior == pytest.approx(clf.scores(["N/A"])[0])
+    expected = [LABELS[max(range(3), key=lambda j, r=row: r[j] - prior[j])] for row in scores]
+    assert clf.predict(texts) == expected
+    assert clf.decide(scores, calibrate=False) == [LABELS[max(range(3), key=row.__getitem__)] for row in scores]
+    # the content-free input itself is then scored as a tie, broken by label order
+    assert clf.decide([prior]) == [LABELS[0]]
