@@ -19,7 +19,7 @@ def main() -> None:
         work_dir="models/sweep",
         out_path="metrics/sweep.json",
         eval_batch_size=load_section("evaluate", EvaluateParams).batch_size,
-        png_path="metrics/plots/sweep.png",
+        png_path="metrics/png/sweep.png",
     )
 
 

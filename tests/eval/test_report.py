@@ -81,3 +81,27 @@ def test_transfer_matrix_rows(fake_run):
     assert {(r["train"], r["test"]) for r in rows} == {(m, t) for m in methods for t in ("en_hi", "en_es")}
     assert all(set(r) == {"train", "test", "macro_f1"} for r in rows)
     assert transfer_rows(root / "eval", None, "en_hi") == sorted(rows, key=lambda r: r["train"])
+
+
+def test_plots_stage_script(fake_run, repo_root):
+    """stages/plots.py wires the library: transfer.json and the PNG copies, from params.yaml's methods."""
+    import subprocess
+    import sys
+
+    root, methods = fake_run
+    work = root / "work"
+    (work / "metrics").mkdir(parents=True)
+    (root / "eval").rename(work / "metrics" / "eval")
+    for m in methods:  # evaluate writes the in-pair confusion matrix beside the scores
+        path = work / "metrics" / "eval" / f"{m}.json"
+        data = json.loads(path.read_text())
+        data["confusion"] = {"labels": LABELS, "matrix": [[5, 1, 0], [2, 4, 1], [0, 1, 6]]}
+        path.write_text(json.dumps(data))
+    params = "methods:\n" + "".join(f"  {m}: {{init: models/base}}\n" for m in methods) + "report: {in_pair: en_hi}\n"
+    (work / "params.yaml").write_text(params)
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    subprocess.run([sys.executable, str(repo_root / "stages" / "plots.py")], cwd=work, check=True, env=env)
+    rows = json.loads((work / "metrics" / "transfer.json").read_text())
+    assert {r["test"] for r in rows} == {"en_hi", "en_es"}
+    assert (work / "metrics" / "png" / "transfer.png").is_file()
+    assert all((work / "metrics" / "png" / f"confusion_{m}.png").is_file() for m in methods)
