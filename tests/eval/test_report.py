@@ -103,5 +103,5 @@ def test_plots_stage_script(fake_run, repo_root):
     subprocess.run([sys.executable, str(repo_root / "stages" / "plots.py")], cwd=work, check=True, env=env)
     rows = json.loads((work / "metrics" / "transfer.json").read_text())
     assert {r["test"] for r in rows} == {"en_hi", "en_es"}
-    assert (work / "metrics" / "png" / "transfer.png").is_file()
-    assert all((work / "metrics" / "png" / f"confusion_{m}.png").is_file() for m in methods)
+    assert (work / "metrics" / "png" / "eval" / "transfer.png").is_file()
+    assert all((work / "metrics" / "png" / "eval" / f"confusion_{m}.png").is_file() for m in methods)
