@@ -43,6 +43,8 @@ def test_scores_are_the_label_loglikelihood_and_batching_does_not_change_them(ll
     demos = draw_demonstrations(TRAIN, 3, seed=1)
     clf = PromptClassifier(model, tok, LABELS, PromptParams(k=3, batch_size=3, verbalizers=verbalizers), demos)
     texts = [r["text"] for r in TEST]
+    # the shared prefix (instruction + demonstrations) is taken from the key/value cache here
+    assert clf._split(texts)[0] == len(clf.prefix_ids) > 0
     batched = clf.scores(texts)
     for text, row in zip(texts, batched, strict=True):
         ids = clf.prompt_ids(text)
