@@ -83,10 +83,9 @@ def test_transfer_matrix_rows(fake_run):
     assert transfer_rows(root / "eval", None, "en_hi") == sorted(rows, key=lambda r: r["train"])
 
 
-def test_plots_stage_script(fake_run, repo_root):
+def test_plots_stage_script(fake_run, repo_root, monkeypatch):
     """stages/plots.py wires the library: transfer.json and the PNG copies, from params.yaml's methods."""
-    import subprocess
-    import sys
+    import runpy
 
     root, methods = fake_run
     work = root / "work"
@@ -99,8 +98,10 @@ def test_plots_stage_script(fake_run, repo_root):
         path.write_text(json.dumps(data))
     params = "methods:\n" + "".join(f"  {m}: {{init: models/base}}\n" for m in methods) + "report: {in_pair: en_hi}\n"
     (work / "params.yaml").write_text(params)
-    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
-    subprocess.run([sys.executable, str(repo_root / "stages" / "plots.py")], cwd=work, check=True, env=env)
+    monkeypatch.chdir(work)
+    with pytest.raises(SystemExit) as done:  # stage scripts exit with run_main's status
+        runpy.run_path(str(repo_root / "stages" / "plots.py"), run_name="__main__")
+    assert done.value.code == 0
     rows = json.loads((work / "metrics" / "transfer.json").read_text())
     assert {r["test"] for r in rows} == {"en_hi", "en_es"}
     assert (work / "metrics" / "png" / "eval" / "transfer.png").is_file()
