@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cmmerge.errors import DataError
 from cmmerge.eval.metrics import classification_metrics
+from cmmerge.eval.plots import confusion_records
 from cmmerge.eval.predict import Classifier
 from cmmerge.eval.stats import seed_interval
 from cmmerge.fsutil import read_json, read_jsonl, write_json
@@ -60,6 +61,27 @@ def _aggregate(per_seed: dict[int, dict]) -> dict:
     return out
 
 
+def _per_class_and_confusion(per_seed: dict[int, dict]) -> dict:
+    """Per-class precision/recall/F1 averaged over seeds, and the confusion matrix summed over seeds.
+
+    Summing keeps the matrix in item counts (``n_seeds × n`` in all), so it still reads as "how often
+    was gold class i predicted as j" while covering every seed rather than an arbitrary first one.
+    """
+    import numpy as np
+
+    seeds = list(per_seed.values())
+    labels = seeds[0]["confusion"]["labels"]
+    per_class = {
+        lab: {
+            **{k: float(np.mean([m["per_class"][lab][k] for m in seeds])) for k in ("precision", "recall", "f1")},
+            "support": seeds[0]["per_class"][lab]["support"],
+        }
+        for lab in labels
+    }
+    matrix = np.sum([m["confusion"]["matrix"] for m in seeds], axis=0).tolist()
+    return {"per_class": per_class, "confusion": {"labels": labels, "matrix": matrix, "summed_over_seeds": len(seeds)}}
+
+
 def evaluate_method(
     method: str,
     models_dir: str | Path,
@@ -84,8 +106,7 @@ def evaluate_method(
         gold = [r["label"] for r in data]
         per_seed = {s: classification_metrics(gold, p, labels) for s, p in preds[name].items()}
         per_set[name] = _aggregate(per_seed)
-        first = per_seed[min(per_seed)]
-        per_set[name]["per_class"] = first["per_class"]
+        per_set[name].update(_per_class_and_confusion(per_seed))
         log.info(
             "%s on %s: macro-F1 %.4f ± %.4f over %d seed(s)",
             method,
@@ -116,8 +137,5 @@ def evaluate_method(
     )
     # DVC's confusion template reads one {actual, predicted} record per item (first seed, in-pair test)
     first_seed = min(seeds)
-    write_json(
-        confusion_path,
-        [{"actual": r["label"], "predicted": p} for r, p in zip(rows["task"], preds["task"][first_seed], strict=True)],
-    )
+    write_json(confusion_path, confusion_records([r["label"] for r in rows["task"]], preds["task"][first_seed]))
     return report

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cmmerge.errors import DataError
-from cmmerge.eval.stats import bootstrap_interval, paired_bootstrap, seed_interval
+from cmmerge.eval.stats import approximate_randomization, bootstrap_interval, paired_bootstrap, seed_interval
 from cmmerge.fsutil import atomic_file, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,11 @@ class ReportParams:
     """``report`` section of params.yaml."""
 
     reference: str = "full_ft"
-    n_boot: int = 1000
+    n_boot: int = 1000  # bootstrap resamples, or randomisation trials
     alpha: float = 0.05
     seed: int = 0
+    test: Literal["bootstrap", "randomization"] = "bootstrap"  # paired bootstrap or approximate randomisation
+    in_pair: str = "task"  # the in-pair test set's name in the transfer matrix (e.g. en_hi)
 
 
 def _seed_scores(preds: dict, name: str, labels: list[str]) -> list[float]:
@@ -68,7 +71,8 @@ def build_report(
                 ref_data = preds[ref]["sets"][name]
                 if ref_data["ids"] != data["ids"]:
                     raise DataError(f"{name}: the test items of '{m}' and '{ref}' differ; rerun evaluate for both")
-                test = paired_bootstrap(
+                paired = paired_bootstrap if params.test == "bootstrap" else approximate_randomization
+                test = paired(
                     data["gold"],
                     list(data["pred"].values()),
                     list(ref_data["pred"].values()),
@@ -76,7 +80,7 @@ def build_report(
                     params.n_boot,
                     params.seed,
                 )
-                stats[f"vs_{ref}"] = test
+                stats[f"vs_{ref}"] = {**test, "test": params.test}
             if name == "task":
                 entry["macro_f1"] = stats
             else:
@@ -84,7 +88,7 @@ def build_report(
         summary[m] = entry
     write_json(summary_path, summary)
     with atomic_file(table_path) as fh:
-        fh.write(markdown_table(summary, ref, params.alpha))
+        fh.write(markdown_table(summary, ref, params.alpha, params.test))
     return summary
 
 
@@ -97,7 +101,7 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     return text
 
 
-def markdown_table(summary: dict, ref: str | None, alpha: float = 0.05) -> str:
+def markdown_table(summary: dict, ref: str | None, alpha: float = 0.05, test: str = "bootstrap") -> str:
     """Macro-F1 (×100) mean ± std over seeds per method and test set; * marks p < alpha vs the reference."""
     sets = ["task", *sorted({t for e in summary.values() for t in e.get("transfer", {})})]
     head = ["method", "in-pair macro-F1", *[f"transfer: {s}" for s in sets[1:]], "95% CI (seeds)"]
@@ -110,8 +114,9 @@ def markdown_table(summary: dict, ref: str | None, alpha: float = 0.05) -> str:
         cells.append(f"[{100 * e['macro_f1']['ci95_low']:.1f}, {100 * e['macro_f1']['ci95_high']:.1f}]")
         lines.append("| " + " | ".join(cells) + " |")
     note = (
-        f"\nMacro-F1 × 100, mean ± std over seeds. In parentheses: difference to `{ref}` and the paired "
-        f"bootstrap p-value over test items; * marks p < {alpha}.\n"
+        f"\nMacro-F1 × 100, mean ± std over seeds. In parentheses: difference to `{ref}` and the p-value of a "
+        f"paired {'bootstrap' if test == 'bootstrap' else 'approximate randomisation'} test over the same test "
+        f"items; * marks p < {alpha}. Last column: 95% t-interval of the in-pair mean over seeds.\n"
         if ref
         else "\nMacro-F1 × 100, mean ± std over seeds.\n"
     )

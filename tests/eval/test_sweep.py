@@ -1,0 +1,54 @@
+"""The λ sweep on a tiny random BERT: one flat DVC plot record per λ, dev and test macro-F1 in range."""
+
+from __future__ import annotations
+
+import json
+
+from cmmerge.eval.sweep import SweepParams, run_sweep
+from cmmerge.fsutil import write_json, write_jsonl
+from cmmerge.models import export_base
+from cmmerge.train.common import OptimParams
+from cmmerge.train.finetune import FinetuneParams
+
+LABELS = ["negative", "neutral", "positive"]
+WORDS = {"negative": "bura bakwas", "neutral": "kal office", "positive": "bahut acha"}
+
+
+def _rows(n: int, offset: int) -> list[dict]:
+    return [{"id": str(offset + i), "text": f"{WORDS[LABELS[i % 3]]} {i}", "label": LABELS[i % 3]} for i in range(n)]
+
+
+def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path):
+    import tiny
+
+    base, cpt = tmp_path / "base", tmp_path / "cpt"
+    export_base(str(tiny_models["bert"]), base)
+    # stands in for θ_cpt: the same architecture with other weights, saved with an MLM head like a CPT output
+    export_base(str(tiny.tiny_bert(tmp_path / "cpt_raw", seed=1)), cpt)
+    task = tmp_path / "task"
+    write_jsonl(task / "train.jsonl", _rows(12, 0))
+    write_jsonl(task / "dev.jsonl", _rows(6, 100))
+    write_jsonl(task / "test.jsonl", _rows(6, 200))
+    write_json(tmp_path / "labels.json", LABELS)
+    ft = FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
+    out = tmp_path / "metrics" / "sweep.json"
+    rows = run_sweep(
+        base,
+        cpt,
+        task,
+        task / "test.jsonl",
+        tmp_path / "labels.json",
+        SweepParams(lambdas=[1.0, 0.0], seeds=[3]),
+        ft,
+        tmp_path / "work",
+        out,
+        png_path=tmp_path / "sweep.png",
+    )
+    assert json.loads(out.read_text()) == rows
+    assert [r["lambda"] for r in rows] == [0.0, 1.0]
+    for r in rows:
+        assert 0.0 <= r["dev_macro_f1"] <= 1.0 and 0.0 <= r["test_macro_f1"] <= 1.0
+        assert r["dev_seed3"] == r["dev_macro_f1"] and r["dev_std"] == 0.0
+        assert all(isinstance(v, (int, float)) for v in r.values())
+    assert not (tmp_path / "work" / "lambda0").exists()  # checkpoints are removed once scored
+    assert (tmp_path / "sweep.png").is_file()
