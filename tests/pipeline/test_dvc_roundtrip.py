@@ -45,6 +45,7 @@ def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
             "finetune.optim": TINY_OPTIM,
             "methods": METHODS,
             "report.n_boot": 100,
+            "sweep.lambdas": [0.0, 1.0],
         },
     )
     (repo / "dvc.lock").unlink(missing_ok=True)
@@ -69,7 +70,9 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
         "cpt",
         "finetune_en",
         "merge",
+        "sweep",
         "report",
+        "plots",
     } | {f"{s}@{m}" for s in ("finetune", "evaluate") for m in METHODS}
     assert ran_stages(tiny_pipeline["first"]) == expected
     for method in METHODS:
@@ -108,10 +111,10 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     out = dvc(repo, "exp", "run", "-S", "merge.lambda=0.3").stdout
     ran = ran_stages(out)
     # the TIES and swap outputs are byte-identical (each manifest holds only its own params), so ties_ft is
-    # not rerun; the report reruns only if the new ta_ft evaluation differs (two optimiser steps on a tiny
+    # not rerun; the report (and plots) rerun only if the new ta_ft evaluation differs (two optimiser steps on a tiny
     # model may leave every prediction as it was, and DVC then rightly stops there)
     must = {"merge", "finetune@ta_ft", "evaluate@ta_ft"}
-    assert must <= ran <= must | {"report"}
+    assert must <= ran <= must | {"report", "plots"}
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     changed_evals = {path for path in diff if path.startswith("metrics/eval/")}
     assert changed_evals <= {"metrics/eval/ta_ft.json"}
@@ -120,4 +123,5 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     changed_summary = {key.split(".")[0] for key in diff.get("metrics/summary.json", {})}
     assert changed_summary <= {"ta_ft"}
     params = json.loads(dvc(repo, "params", "diff", "--json").stdout)
-    assert params["params.yaml"]["merge.lambda"] == {"old": 0.5, "new": 0.3}
+    change = params["params.yaml"]["merge.lambda"]
+    assert (change["old"], change["new"]) == (0.5, 0.3)
