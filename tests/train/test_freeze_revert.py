@@ -11,18 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from cmmerge.errors import ConfigError
+from cmmerge.merge.layers import BlockLayout
 from cmmerge.params import from_dict
 from cmmerge.train.common import OptimParams
 from cmmerge.train.finetune import BlockSelection, FinetuneParams, MethodSpec, run_finetune, selected_parameters
-
-
-def _block(name: str) -> int | None:
-    for marker in (".layer.", ".layers."):
-        if marker in name:
-            head = name.split(marker, 1)[1].split(".", 1)[0]
-            if head.isdigit():
-                return int(head)
-    return None
 
 
 @pytest.mark.parametrize("kind", ["xlmr", "llama"])
@@ -47,7 +39,8 @@ def test_frozen_and_reverted_blocks_keep_their_start_values(kind, tiny_models, p
             **kwargs,
         )
         outs[how] = load_file(tmp_path / how / "model.safetensors")
-    n_blocks = 1 + max(b for b in map(_block, start) if b is not None)
+    layout = BlockLayout.detect(start)  # the same block detection that selects what to freeze or revert
+    _block, n_blocks = layout.block_index, layout.num_blocks
     outer = {n_blocks - 1}
     checked = 0
     for name, value in start.items():
