@@ -32,11 +32,30 @@ SignMethod = Literal["total", "frequency"]
 DivideBy = Literal["count", "weight"]
 
 
-def elect_sign(deltas: Sequence[torch.Tensor], method: SignMethod = "total") -> torch.Tensor:
-    """The elected sign (+1/−1, same dtype as the deltas) of each entry."""
+def _sign_weight(w: float, elect_on_weighted: bool) -> float:
+    """The factor of ``sgn τ̂_i`` in a frequency election: ``sgn(w_i τ̂_i) = sgn(w_i) sgn(τ̂_i)``."""
+    if not elect_on_weighted:
+        return 1.0
+    return 1.0 if w > 0 else -1.0 if w < 0 else 0.0
+
+
+def elect_sign(
+    deltas: Sequence[torch.Tensor],
+    method: SignMethod = "total",
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """The elected sign (+1/−1, same dtype as the deltas) of each entry.
+
+    With ``weights`` the election is on ``w_i τ̂_i`` (mergekit's behaviour) without materialising them.
+    """
+    weighted = weights is not None
+    weights = weights if weighted else [1.0] * len(deltas)
     acc = torch.zeros_like(deltas[0])
-    for d in deltas:
-        acc += d if method == "total" else torch.sign(d)
+    for d, w in zip(deltas, weights, strict=True):
+        if method == "total":
+            acc.add_(d, alpha=w)
+        elif s := _sign_weight(w, weighted):
+            acc.add_(torch.sign(d), alpha=s)
     return torch.where(acc >= 0, 1.0, -1.0).to(acc.dtype)
 
 
@@ -47,23 +66,29 @@ def disjoint_merge(
     divide_by: DivideBy = "count",
     elect_on_weighted: bool = False,
 ) -> torch.Tensor:
-    """``Σ_{i∈A} w_i τ̂_i / d``: the TIES merge of trimmed task vectors (see the module docstring)."""
-    if elect_on_weighted:
-        gamma = elect_sign([d * w for d, w in zip(deltas, weights, strict=True)], sign_method)
-    else:
-        gamma = elect_sign(deltas, sign_method)
-    positive = gamma > 0
-    total = torch.zeros_like(deltas[0])
-    denom = torch.zeros_like(deltas[0])
+    """``Σ_{i∈A} w_i τ̂_i / d``: the TIES merge of trimmed task vectors (see the module docstring).
+
+    Computed as ``γ · Σ_i w_i relu(γ τ̂_i) / d``: ``relu(γ τ̂_i)`` is ``|τ̂_i|`` exactly where model i
+    agrees with the elected sign ``γ`` and 0 elsewhere (zeros never agree), so agreement needs no
+    boolean masks or ``where``; its sign is the agreement indicator that ``d`` counts. Five float
+    passes per model, about half the time of the masked form (``benchmarks/merge.py --micro``).
+    """
+    gamma = elect_sign(deltas, sign_method, weights if elect_on_weighted else None)
+    total = torch.zeros_like(gamma)
+    denom = torch.zeros_like(gamma)
+    agree = torch.empty_like(gamma)
     for d, w in zip(deltas, weights, strict=True):
-        # agree: strictly the elected sign (zeros, i.e. trimmed entries, never agree); a negative
-        # weight flips the sign that is compared when the election is on weighted deltas
+        # a negative weight flips the sign compared when the election is on weighted deltas
         flip = elect_on_weighted and w < 0
-        agree = torch.where(positive, d < 0, d > 0) if flip else torch.where(positive, d > 0, d < 0)
-        total.add_(torch.where(agree, d, 0.0), alpha=w)
-        denom.add_(agree.to(denom.dtype), alpha=1.0 if divide_by == "count" else w)
+        torch.mul(d, gamma, out=agree)
+        if flip:
+            agree.neg_()
+        agree.clamp_(min=0)
+        # on agreeing entries τ̂_i = ±γ·agree (− when flipped); the final ·γ is applied once below
+        total.add_(agree, alpha=-w if flip else w)
+        denom.add_(agree.sign_(), alpha=1.0 if divide_by == "count" else w)
     if divide_by == "count":
         denom.clamp_(min=1.0)
     else:
         denom = torch.where(denom == 0, 1.0, denom)
-    return total.div_(denom)
+    return total.mul_(gamma).div_(denom)

@@ -6,7 +6,8 @@ peft's ``magnitude_based_pruning`` does this with ``torch.topk(k)``, which on CP
 as a sort; here the k-th largest magnitude is found by *selection* instead:
 
 1. a strided sample of ``|τ|`` brackets the threshold between two sample quantiles ``lo ≤ t ≤ hi``;
-2. one pass counts the entries above ``hi`` and gathers the few in ``[lo, hi]``;
+2. one pass counts the entries above ``hi`` and gathers the few in ``[lo, hi]`` (chunk by chunk,
+   :func:`topk_threshold_streamed`, so the magnitudes never need to exist as one tensor);
 3. ``torch.kthvalue`` on that small candidate set gives the exact threshold ``t``.
 
 If the bracket misses (an adversarial layout), it falls back to ``kthvalue`` over the whole tensor, so
@@ -24,6 +25,7 @@ the merge seed, so results do not depend on the order in which tensors are visit
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +49,11 @@ class TopK:
     keep_all: bool = False
 
 
+def sample_step(n: int) -> int:
+    """The stride of the sample that brackets a threshold among ``n`` magnitudes (about 65k entries)."""
+    return max(1, n // _SAMPLE)
+
+
 def keep_count(numel: int, density: float) -> int:
     """``k = ⌊density · n⌋``, the number of entries TIES keeps (peft and mergekit use the same)."""
     return int(density * numel)
@@ -54,34 +61,52 @@ def keep_count(numel: int, density: float) -> int:
 
 def topk_threshold(magnitudes: torch.Tensor, k: int) -> TopK:
     """Describe the top-``k`` set of the flat non-negative tensor ``magnitudes`` (not modified)."""
-    n = magnitudes.numel()
+    flat = magnitudes.reshape(-1)
+    n = flat.numel()
+    return topk_threshold_streamed(lambda: iter((flat,)), flat[:: sample_step(n)], n, k)
+
+
+def topk_threshold_streamed(chunks: Callable[[], Iterable[torch.Tensor]], sample: torch.Tensor, n: int, k: int) -> TopK:
+    """:func:`topk_threshold` of magnitudes that are only ever produced chunk by chunk.
+
+    ``chunks()`` yields the ``n`` magnitudes as flat chunks in index order (it is called once, and a
+    second time only if the bracket misses); ``sample`` is a strided sample of them (about
+    ``_SAMPLE`` entries) used to bracket the threshold. The merge engine computes ``|θ_i − θ_0|``
+    per chunk this way, so the count and the gathering run while a chunk is in cache and no
+    model-sized buffer of magnitudes is ever held.
+    """
     if k >= n:
         return TopK(threshold=0.0, n_equal=0, keep_all=True)
     if k <= 0:
         return TopK(threshold=float("inf"), n_equal=0)
-    thr, n_greater = _kth_largest(magnitudes.reshape(-1), k)
+    thr, n_greater = _kth_largest(chunks, sample, n, k)
     return TopK(threshold=thr, n_equal=k - n_greater)
 
 
-def _kth_largest(flat: torch.Tensor, k: int) -> tuple[float, int]:
-    """The k-th largest value ``t`` of ``flat`` and the number of entries strictly greater than ``t``."""
-    n = flat.numel()
+def _kth_largest(
+    chunks: Callable[[], Iterable[torch.Tensor]], sample: torch.Tensor, n: int, k: int
+) -> tuple[float, int]:
+    """The k-th largest value ``t`` of the chunks and the number of entries strictly greater than ``t``."""
     if n > _SMALL:
-        # Bracket the k-th largest with quantiles of a strided sample, then select inside the bracket.
-        step = max(1, n // _SAMPLE)
-        sample = flat[::step].float()
+        # Bracket the k-th largest with quantiles of the sample, then select inside the bracket.
+        sample = sample.float()
         q = 1.0 - k / n
         half = 4.0 * (q * (1 - q) / sample.numel()) ** 0.5 + 2.0 / sample.numel()
         lo = float(torch.quantile(sample, max(0.0, q - half)))
         hi = float(torch.quantile(sample, min(1.0, q + half)))
-        n_above = int(torch.count_nonzero(flat > hi))
+        n_above, inside = 0, []
+        for c in chunks():
+            n_above += int(torch.count_nonzero(c > hi))
+            inside.append(c[(c >= lo) & (c <= hi)])
         if n_above < k:
-            candidates = flat[(flat >= lo) & (flat <= hi)]
+            candidates = torch.cat(inside)
             rank = k - n_above  # the threshold is the rank-th largest candidate
             if rank <= candidates.numel():
                 thr = torch.kthvalue(candidates, candidates.numel() - rank + 1).values
                 return float(thr), n_above + int(torch.count_nonzero(candidates > thr))
+        del inside
         # the bracket missed (an adversarial layout): fall through to the exact full selection
+    flat = torch.cat([c.reshape(-1) for c in chunks()])
     thr = torch.kthvalue(flat, n - k + 1).values
     return float(thr), int(torch.count_nonzero(flat > thr))
 

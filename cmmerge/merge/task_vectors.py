@@ -15,8 +15,8 @@ With base weights ``θ_0``, fine-tuned weights ``θ_i`` and task vectors ``τ_i 
 
 The kernels are pure functions over tensors. They take the inputs in their stored dtype, compute in
 ``compute_dtype`` (float32 by default) one flat chunk at a time, so the working memory for a big
-tensor is its inputs plus a few chunk-sized temporaries (plus one float buffer of ``|τ_i|`` while a
-magnitude threshold is selected).
+tensor is its inputs plus a few chunk-sized temporaries (plus, while a magnitude threshold is
+selected, the entries of ``|τ_i|`` near it, gathered chunk by chunk).
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ from typing import Literal
 import torch
 
 from cmmerge.merge.consensus import DivideBy, SignMethod, disjoint_merge
-from cmmerge.merge.sparsify import TopK, dare_drop, keep_count, topk_mask, topk_threshold
+from cmmerge.merge.sparsify import (
+    TopK,
+    dare_drop,
+    keep_count,
+    sample_step,
+    topk_mask,
+    topk_threshold_streamed,
+)
 
 Trim = Literal["magnitude", "random"]
-CHUNK = 1 << 20  # entries per chunk: a few MB per temporary, large enough for both cores
+CHUNK = 1 << 18  # entries per chunk: 1 MB per float32 temporary, so a chunk's passes run in cache
 
 
 def _chunks(n: int, size: int):
@@ -77,15 +84,20 @@ def merge_task_vectors(
     selections: list[TopK | None] = [None] * len(models)
     dropped: list[torch.Tensor | None] = [None] * len(models)
     if trim == "magnitude":
-        buf = torch.empty(n, dtype=compute_dtype)
+        step = sample_step(n)
+        b_sample = b_flat[::step].to(compute_dtype)
         for i, m in enumerate(m_flat):
             if densities[i] >= 1:
                 selections[i] = TopK(0.0, 0, keep_all=True)
                 continue
-            for s, e in _chunks(n, chunk):
-                torch.sub(m[s:e].to(compute_dtype), b_flat[s:e].to(compute_dtype), out=buf[s:e]).abs_()
-            selections[i] = topk_threshold(buf, keep_count(n, densities[i]))
-        del buf
+
+            def magnitudes(m=m):
+                for s, e in _chunks(n, chunk):
+                    # torch.sub allocates: .to() of an input already in compute_dtype is the input itself
+                    yield torch.sub(m[s:e].to(compute_dtype), b_flat[s:e].to(compute_dtype)).abs_()
+
+            sample = (m[::step].to(compute_dtype) - b_sample).abs_()
+            selections[i] = topk_threshold_streamed(magnitudes, sample, n, keep_count(n, densities[i]))
     elif trim == "random":
         if seeds is None or len(seeds) != len(models):
             raise ValueError("random trim needs one seed per model")

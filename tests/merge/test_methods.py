@@ -13,7 +13,16 @@ import torch
 from peft.utils import merge_utils as peft_mu
 
 from cmmerge.merge.consensus import disjoint_merge, elect_sign
-from cmmerge.merge.sparsify import dare_drop, keep_count, magnitude_prune, tensor_seed, topk_mask, topk_threshold
+from cmmerge.merge.sparsify import (
+    dare_drop,
+    keep_count,
+    magnitude_prune,
+    sample_step,
+    tensor_seed,
+    topk_mask,
+    topk_threshold,
+    topk_threshold_streamed,
+)
 from cmmerge.merge.swap import blend, revert, swap_weight
 from cmmerge.merge.task_vectors import merge_task_vectors, weighted_average
 
@@ -112,6 +121,33 @@ def test_disjoint_merge_equals_peft_pieces():
     torch.testing.assert_close(disjoint_merge(deltas, w), want, rtol=0, atol=1e-6)
 
 
+def _masked_disjoint_merge(deltas, weights, sign_method, divide_by, elect_on_weighted):
+    """The TIES elect + disjoint mean written with explicit sign masks on stacked deltas."""
+    d = torch.stack(deltas)
+    w = torch.tensor(weights).view(-1, *([1] * deltas[0].dim()))
+    voters = d * w if elect_on_weighted else d
+    votes = voters if sign_method == "total" else voters.sign()
+    gamma = torch.where(votes.sum(0) >= 0, 1.0, -1.0)
+    agree = voters.sign() == gamma  # zeros never agree
+    mixed = (d * w * agree).sum(0)
+    if divide_by == "count":
+        return mixed / agree.sum(0).clamp(min=1)
+    divisor = (w * agree).sum(0)
+    return mixed / torch.where(divisor == 0, 1.0, divisor)
+
+
+@pytest.mark.parametrize("sign_method", ["total", "frequency"])
+@pytest.mark.parametrize("divide_by", ["count", "weight"])
+@pytest.mark.parametrize("elect_on_weighted", [False, True])
+def test_disjoint_merge_every_option_equals_masked_form(sign_method, divide_by, elect_on_weighted):
+    _, models = _inputs(n_models=4, seed=5)
+    deltas = [magnitude_prune(m, 0.5) for m in models]  # half the entries exactly zero
+    w = [0.9, -0.7, 0.4, 2.0]  # a negative weight flips that model's vote when elections are weighted
+    want = _masked_disjoint_merge(deltas, w, sign_method, divide_by, elect_on_weighted)
+    got = disjoint_merge(deltas, w, sign_method, divide_by, elect_on_weighted)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 def _mergekit_ties(base, models, weights, density, lam=1.0):
     """mergekit 0.1.5's TIES as its generalized_task_arithmetic computes it (normalize: true)."""
     deltas = torch.stack([magnitude_prune(m - base, density) for m in models])
@@ -177,6 +213,29 @@ def test_topk_with_ties_keeps_exactly_k_in_index_order_and_chunks_agree():
     m1, seen = topk_mask(mags[:2], sel)
     m2, _ = topk_mask(mags[2:], sel, seen)
     assert torch.equal(torch.cat([m1, m2]), mask)
+
+
+def test_streamed_threshold_over_chunks_equals_one_tensor_also_when_the_bracket_misses():
+    n = 400_000
+    mags = torch.randn(n, generator=torch.Generator().manual_seed(7)).abs()
+    # adversarial: every sampled entry is 0, so the sample brackets [0, 0] and the exact fallback runs
+    adversarial = mags.clone()
+    adversarial[:: sample_step(n)] = 0.0
+    for flat in (mags, adversarial):
+        for k in (1, 4_000, 200_000, n - 1):
+            chunks = lambda flat=flat: iter(flat.split(65_536))  # noqa: E731
+            got = topk_threshold_streamed(chunks, flat[:: sample_step(n)], n, k)
+            assert got == topk_threshold(flat, k)
+            assert int((flat > got.threshold).sum()) + got.n_equal == k
+
+
+def test_ties_over_many_chunks_of_a_big_tensor_equals_peft():
+    """The engine's path: magnitudes streamed chunk by chunk through the sampled bracket."""
+    base, models = _inputs(shape=(600, 500), seed=8)
+    w = [1.0, 0.5, 0.8]
+    got = merge_task_vectors(base, models, w, trim="magnitude", densities=[0.2] * 3, consensus="total", chunk=70_000)
+    want = base + peft_mu.ties([m - base for m in models], torch.tensor(w), 0.2, majority_sign_method="total")
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
 def test_dare_drop_is_peft_random_prune_seeded():
