@@ -220,6 +220,9 @@ def run_cpt(
         "train_tokens": n_tokens,
         "steps": result.global_step,
         "world_size": trainer.args.world_size,
+        # what `accelerate launch` made of its config: NO, MULTI_GPU (DDP, gloo on CPU), FSDP, …
+        "distributed_type": trainer.accelerator.distributed_type.value,
+        "fsdp_wrapped": _fsdp_wrapped(trainer.model_wrapped),
     }
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
@@ -238,3 +241,10 @@ def run_cpt(
         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()),
     )
     return summary
+
+
+def _fsdp_wrapped(model) -> bool:
+    """True if the trained model was sharded by FSDP (version 1 wrapper or version 2 ``fully_shard``)."""
+    from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
+
+    return any(isinstance(m, (FullyShardedDataParallel, FSDPModule)) for m in model.modules())

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from cmmerge.data.cleaning import CleaningParams
 from cmmerge.data.corpus import CorpusParams, build_corpus
@@ -56,7 +57,8 @@ def _summary(stdout: str) -> dict:
     return json.loads(next(line for line in stdout.splitlines() if line.startswith("SUMMARY "))[8:])
 
 
-def test_ddp_on_two_cpu_processes_trains_like_one(work, tmp_path):
+@pytest.mark.parametrize("config", ["ddp.yaml", "fsdp.yaml"])
+def test_two_cpu_processes_train_like_one(work, tmp_path, config):
     steps = "30"
     args = ["cpt", str(work / "base"), str(work / "corpus"), "OUT", "LIVE", steps, "0"]
     single = subprocess.run(
@@ -76,7 +78,7 @@ def test_ddp_on_two_cpu_processes_trains_like_one(work, tmp_path):
         "-m",
         "accelerate.commands.launch",
         "--config_file",
-        str(ROOT / "configs/accelerate/ddp.yaml"),
+        str(ROOT / "configs/accelerate" / config),
         "--main_process_port",
         "29533",
     ]
@@ -96,6 +98,14 @@ def test_ddp_on_two_cpu_processes_trains_like_one(work, tmp_path):
     assert s1["world_size"] == 1 and s2["world_size"] == 2
     assert ddp.stdout.count("SUMMARY ") == 2, "both ranks finish"
     assert (tmp_path / "two" / "model.safetensors").is_file() and not list(tmp_path.glob(".two.tmp-*"))
+    # the saved checkpoint is whole (FSDP gathers the shards), not one rank's slice
+    with (
+        safe_open(tmp_path / "two" / "model.safetensors", "pt") as two,
+        safe_open(tmp_path / "one" / "model.safetensors", "pt") as one,
+    ):
+        names = one.keys()
+        assert set(two.keys()) == set(names)
+        assert all(two.get_slice(k).get_shape() == one.get_slice(k).get_shape() for k in names)
     for live in ("live1", "live2"):
         loss = _losses(tmp_path / live)
         assert len(loss) == int(steps)
