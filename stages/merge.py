@@ -9,9 +9,12 @@ arithmetic output byte-identical and DVC reruns only what descends from the chan
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cmmerge.eval.sweep import lambda_from_sweep
 from cmmerge.merge import MergeConfig, run_merge
 from cmmerge.params import load_section, require
 from cmmerge.runner import stage_main
+
+SWEEP = "metrics/sweep.json"  # a dep of this stage in dvc.yaml, read only with merge.lambda: dev
 
 
 @dataclass
@@ -41,7 +44,8 @@ class SwapParams:
 
 @dataclass
 class MergeParams:
-    lam: float = field(default=0.5, metadata={"key": "lambda"})  # task arithmetic: θ_base + λ·τ_cpt
+    # task arithmetic θ_base + λ·τ_cpt: a number, or "dev" for the λ of the best dev macro-F1 of the sweep stage
+    lam: float | Literal["dev"] = field(default=0.5, metadata={"key": "lambda"})
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     ties: TiesParams = field(default_factory=TiesParams)
     swap: SwapParams = field(default_factory=SwapParams)
@@ -49,11 +53,12 @@ class MergeParams:
 
 def main() -> None:
     p = load_section("merge", MergeParams)
+    lam = lambda_from_sweep(SWEEP) if p.lam == "dev" else p.lam
     common = {"base_model": "models/base", "dtype": p.dtype, "missing_tensors": "base"}
     ta = {
         **common,
         "merge_method": "task_arithmetic",
-        "models": [{"model": "models/cpt", "name": "cpt", "parameters": {"weight": p.lam}}],
+        "models": [{"model": "models/cpt", "name": "cpt", "parameters": {"weight": lam}}],
     }
     models = [{"model": "models/cpt", "name": "cpt"}]
     if p.ties.with_english:

@@ -38,6 +38,35 @@ class SweepParams:
             raise ConfigError(f"{where}.seeds must list at least one seed")
 
 
+def best_lambda(records: list[dict], where: str = "metrics/sweep.json") -> float:
+    """The λ with the best seed-mean dev macro-F1 of a sweep; on a tie, the one listed first in the grid.
+
+    This is how ``merge.lambda: dev`` chooses λ: on dev, never on test.
+    """
+    if not records:
+        raise ConfigError(f"{where} holds no λ records: rerun the sweep stage (`dvc repro sweep`)")
+    missing = [i for i, r in enumerate(records) if "lambda" not in r or "dev_macro_f1" not in r]
+    if missing:
+        raise ConfigError(
+            f"{where}: record(s) {missing} lack 'lambda' or 'dev_macro_f1'; it was not written by the sweep "
+            "stage of this version: rerun it (`dvc repro sweep`)"
+        )
+    return float(max(records, key=lambda r: r["dev_macro_f1"])["lambda"])
+
+
+def lambda_from_sweep(path: str | Path) -> float:
+    """:func:`best_lambda` of the sweep written at ``path`` (a clear error if the sweep has not run)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"merge.lambda is 'dev' (choose λ on dev from the sweep), but {path} does not exist: run the sweep "
+            "stage first (`dvc repro sweep`) or set merge.lambda to a number"
+        )
+    lam = best_lambda(read_json(path), str(path))
+    log.info("λ chosen on dev from %s: %g", path, lam)
+    return lam
+
+
 def _score(model_dir: Path, rows: list[dict], labels: list[str], max_length: int, batch_size: int) -> float:
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.predict import Classifier

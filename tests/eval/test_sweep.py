@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from cmmerge.eval.sweep import SweepParams, run_sweep
+import pytest
+
+from cmmerge.errors import ConfigError
+from cmmerge.eval.sweep import SweepParams, best_lambda, lambda_from_sweep, run_sweep
 from cmmerge.fsutil import write_json, write_jsonl
 from cmmerge.models import export_base
 from cmmerge.train.common import OptimParams
@@ -52,3 +55,24 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path):
         assert all(isinstance(v, (int, float)) for v in r.values())
     assert not (tmp_path / "work" / "lambda0").exists()  # checkpoints are removed once scored
     assert (tmp_path / "sweep.png").is_file()
+
+
+def test_lambda_is_chosen_on_dev_not_test_and_ties_go_to_the_first_in_the_grid(tmp_path):
+    records = [
+        {"lambda": 0.0, "dev_macro_f1": 0.50, "test_macro_f1": 0.90},  # best on test: must not matter
+        {"lambda": 0.5, "dev_macro_f1": 0.61, "test_macro_f1": 0.40},
+        {"lambda": 1.0, "dev_macro_f1": 0.61, "test_macro_f1": 0.45},
+    ]
+    assert best_lambda(records) == 0.5
+    write_json(tmp_path / "sweep.json", records)
+    assert lambda_from_sweep(tmp_path / "sweep.json") == 0.5
+
+
+def test_lambda_from_a_missing_or_foreign_sweep_says_what_to_run(tmp_path):
+    with pytest.raises(ConfigError, match=r"merge.lambda is 'dev'.*does not exist.*dvc repro sweep"):
+        lambda_from_sweep(tmp_path / "nope.json")
+    write_json(tmp_path / "old.json", [{"lambda": 0.5, "macro_f1": 0.6}])
+    with pytest.raises(ConfigError, match=r"record\(s\) \[0\] lack 'lambda' or 'dev_macro_f1'"):
+        lambda_from_sweep(tmp_path / "old.json")
+    with pytest.raises(ConfigError, match="no λ records"):
+        best_lambda([])

@@ -70,6 +70,18 @@ def test_changing_lambda_reruns_only_merge_and_downstream(committed_repo):
         assert never not in stale
 
 
+def test_a_new_sweep_result_reruns_merge_which_can_take_lambda_from_dev(committed_repo):
+    """merge.lambda: dev reads metrics/sweep.json, so the sweep's output is a dep of merge."""
+    sweep = committed_repo / "metrics/sweep.json"
+    before = sweep.read_text()
+    try:
+        sweep.write_text('[{"lambda": 1.0, "dev_macro_f1": 0.9}]')
+        assert "merge" in stale_stages(committed_repo)
+    finally:
+        sweep.write_text(before)
+    assert "merge" not in stale_stages(committed_repo)
+
+
 def test_changing_the_cpt_corpus_reruns_cpt_and_descendants_only(committed_repo):
     corpus = committed_repo / "data/demo/corpus/hinglish.txt"
     corpus.write_text(corpus.read_text() + "yeh ek nayi line hai corpus mein\n")
