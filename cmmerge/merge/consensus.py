@@ -71,7 +71,7 @@ def disjoint_merge(
     Computed as ``γ · Σ_i w_i relu(γ τ̂_i) / d``: ``relu(γ τ̂_i)`` is ``|τ̂_i|`` exactly where model i
     agrees with the elected sign ``γ`` and 0 elsewhere (zeros never agree), so agreement needs no
     boolean masks or ``where``; its sign is the agreement indicator that ``d`` counts. Five float
-    passes per model, about half the time of the masked form (``benchmarks/merge.py --micro``).
+    passes per model; ``benchmarks/merge.py --micro`` times it against peft's masked form.
     """
     gamma = elect_sign(deltas, sign_method, weights if elect_on_weighted else None)
     total = torch.zeros_like(gamma)

@@ -149,16 +149,10 @@ def test_disjoint_merge_every_option_equals_masked_form(sign_method, divide_by, 
 
 
 def _mergekit_ties(base, models, weights, density, lam=1.0):
-    """mergekit 0.1.5's TIES as its generalized_task_arithmetic computes it (normalize: true)."""
-    deltas = torch.stack([magnitude_prune(m - base, density) for m in models])
-    w = torch.tensor(weights).view(-1, *([1] * base.dim()))
-    deltas = deltas * w
-    majority = torch.where(deltas.sum(0) >= 0, 1.0, -1.0)
-    mask = deltas.sign() == majority
-    mixed = (deltas * mask).sum(0)
-    divisor = (w * mask).sum(0)
-    divisor[divisor == 0] = 1
-    return base + lam * mixed / divisor
+    """mergekit 0.1.5's TIES as its generalized_task_arithmetic computes it (normalize: true): the masked
+    form with the election and agreement on weighted deltas and division by the agreeing weights."""
+    trimmed = [magnitude_prune(m - base, density) for m in models]
+    return base + lam * _masked_disjoint_merge(trimmed, weights, "total", "weight", True)
 
 
 @pytest.mark.parametrize("weights", [[1.0, 0.5, 0.25], [1.0, -0.5, 2.0]])
