@@ -87,7 +87,13 @@ def _report(args) -> None:
 
     methods = args.methods or list(load_yaml(args.params).get("methods", {}))
     build_report(
-        methods, args.eval_dir, args.predictions, _params(args, "report", ReportParams), args.summary, args.table
+        methods,
+        args.eval_dir,
+        args.predictions,
+        _params(args, "report", ReportParams),
+        args.summary,
+        args.table,
+        args.train,
     )
 
 
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", default="results/predictions")
     p.add_argument("--summary", default="metrics/summary.json")
     p.add_argument("--table", default="metrics/report.md")
+    p.add_argument("--train", default="data/prepared/task/train.jsonl", help="training split (chance baselines)")
 
     p = add("config", _config_show, "print the params that an experiment config composes to", params=False)
     p.add_argument("action", choices=["show", "apply"], help="show: print; apply: write to --out")

@@ -14,6 +14,7 @@ def main() -> None:
         load_section("report", ReportParams),
         "metrics/summary.json",
         "metrics/report.md",
+        "data/prepared/task/train.jsonl",
     )
 
 

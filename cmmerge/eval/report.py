@@ -1,8 +1,10 @@
 """The ``report`` stage: one summary of every method, and a Markdown table for a pull request.
 
-``metrics/summary.json`` (contract in DESIGN.md) holds, per method, the mean, std and 95% interval
-of macro-F1 over seeds on the in-pair test set, the same per transfer pair, and a paired bootstrap
-test against the reference method (``full_ft``) on the same test items.
+``metrics/summary.json`` holds, per method and test set, the mean, std and intervals of macro-F1
+over seeds (read from the evaluate stage's ``metrics/eval/<method>.json``), a two-level bootstrap test
+against the reference method (resampling training seeds and test items together; :mod:`cmmerge.eval.stats`)
+with Holm-adjusted p-values over every comparison of the table, the chance baselines of each test set
+(majority class, stratified random) and each method's predicted-label counts per seed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,20 @@ from pathlib import Path
 from typing import Literal
 
 from cmmerge.errors import DataError
-from cmmerge.eval.stats import approximate_randomization, bootstrap_interval, paired_bootstrap, seed_interval
-from cmmerge.fsutil import atomic_file, read_json, write_json
+from cmmerge.eval.stats import (
+    holm,
+    label_distribution,
+    majority_baseline,
+    resampled_seed_scores,
+    seed_interval,
+    stratified_baseline,
+    two_level_bootstrap,
+    two_level_interval,
+)
+from cmmerge.fsutil import atomic_file, read_json, read_jsonl, write_json
 
 log = logging.getLogger(__name__)
+BASELINES = ("majority_class", "stratified_random")
 
 
 @dataclass
@@ -24,18 +36,33 @@ class ReportParams:
     """``report`` section of params.yaml."""
 
     reference: str = "full_ft"
-    n_boot: int = 1000  # bootstrap resamples, or randomisation trials
-    alpha: float = 0.05
+    n_boot: int = 10_000  # two-level bootstrap resamples (seeds and test items)
+    alpha: float = 0.05  # on Holm-adjusted p-values
     seed: int = 0
-    test: Literal["bootstrap", "randomization"] = "bootstrap"  # paired bootstrap or approximate randomisation
+    test: Literal["two_level_bootstrap"] = "two_level_bootstrap"
     in_pair: str = "task"  # the in-pair test set's name in the transfer matrix (e.g. en_hi)
 
+    def validate(self, where: str) -> None:
+        if self.n_boot < 1:
+            raise DataError(f"{where}.n_boot must be a positive number of resamples, got {self.n_boot}")
+        if not 0 < self.alpha < 1:
+            raise DataError(f"{where}.alpha must be in (0, 1), got {self.alpha}")
 
-def _seed_scores(preds: dict, name: str, labels: list[str]) -> list[float]:
-    from cmmerge.eval.metrics import classification_metrics
 
-    data = preds["sets"][name]
-    return [classification_metrics(data["gold"], p, labels)["macro_f1"] for p in data["pred"].values()]
+def _read_run(method: str, eval_dir: Path, predictions_dir: Path) -> tuple[dict, dict]:
+    paths = {"metrics": eval_dir / f"{method}.json", "predictions": predictions_dir / f"{method}.json"}
+    for kind, path in paths.items():
+        if not path.is_file():
+            raise DataError(f"{path}: {kind} of method '{method}' are missing (run evaluate@{method})")
+    return read_json(paths["metrics"]), read_json(paths["predictions"])
+
+
+def _seed_f1(metrics: dict, name: str) -> dict[str, float]:
+    """Per-seed macro-F1 of one test set, as the evaluate stage computed it."""
+    block = metrics if name == "task" else metrics.get("transfer", {}).get(name)
+    if block is None or "seeds" not in block:
+        raise DataError(f"metrics of '{metrics.get('method')}' have no per-seed scores for test set '{name}'")
+    return {s: v["macro_f1"] for s, v in block["seeds"].items()}
 
 
 def build_report(
@@ -45,50 +72,65 @@ def build_report(
     params: ReportParams,
     summary_path: str | Path,
     table_path: str | Path,
+    train_path: str | Path,
 ) -> dict:
+    """Write the summary and the Markdown table; ``train_path`` is the task's training split (for the baselines)."""
     eval_dir, predictions_dir = Path(eval_dir), Path(predictions_dir)
-    preds = {}
-    for m in methods:
-        path = predictions_dir / f"{m}.json"
-        if not path.is_file():
-            raise DataError(f"{path}: predictions of method '{m}' are missing (run evaluate@{m})")
-        preds[m] = read_json(path)
-    ref = params.reference if params.reference in preds else None
+    runs = {m: _read_run(m, eval_dir, predictions_dir) for m in methods}
+    train_labels = [r["label"] for r in read_jsonl(train_path)]
+    ref = params.reference if params.reference in runs else None
     if ref is None:
         log.warning("reference method '%s' is not among the methods; no significance tests", params.reference)
-    summary: dict = {}
-    for m in methods:
-        labels = preds[m]["labels"]
-        entry: dict = {}
-        for name in preds[m]["sets"]:
-            stats = seed_interval(_seed_scores(preds[m], name, labels))
-            data = preds[m]["sets"][name]
-            stats.update(
-                bootstrap_interval(data["gold"], list(data["pred"].values()), labels, params.n_boot, params.seed)
-            )
-            stats.pop("macro_f1")  # the seed mean is already there as "mean"
-            if ref is not None and m != ref and name in preds[ref]["sets"]:
-                ref_data = preds[ref]["sets"][name]
-                if ref_data["ids"] != data["ids"]:
-                    raise DataError(f"{name}: the test items of '{m}' and '{ref}' differ; rerun evaluate for both")
-                paired = paired_bootstrap if params.test == "bootstrap" else approximate_randomization
-                test = paired(
-                    data["gold"],
-                    list(data["pred"].values()),
-                    list(ref_data["pred"].values()),
-                    labels,
-                    params.n_boot,
-                    params.seed,
-                )
-                stats[f"vs_{ref}"] = {**test, "test": params.test}
-            if name == "task":
-                entry["macro_f1"] = stats
-            else:
-                entry.setdefault("transfer", {})[name] = {"macro_f1": stats}
-        summary[m] = entry
+    labels = runs[methods[0]][1]["labels"]
+    sets = list(runs[methods[0]][1]["sets"])
+
+    summary: dict = {
+        "reference": ref,
+        "test": params.test,
+        "n_boot": params.n_boot,
+        "methods": {m: {} for m in methods},
+        "baselines": {b: {} for b in BASELINES},
+        "label_sets": {},
+        "predicted_labels": {m: {} for m in methods},
+    }
+    tests: list[tuple[str, str]] = []
+    for name in sets:
+        data = runs[methods[0]][1]["sets"][name]
+        gold = data["gold"]
+        for m in methods:
+            other = runs[m][1]["sets"].get(name)
+            if other is None or other["ids"] != data["ids"] or other["gold"] != gold:
+                raise DataError(f"{name}: the test items of '{m}' and '{methods[0]}' differ; rerun evaluate for both")
+        summary["label_sets"][name] = {
+            "gold": sorted(set(gold)),
+            "matches_task": set(gold) == set(labels),
+            "n": len(gold),
+        }
+        summary["baselines"]["majority_class"][name] = majority_baseline(gold, train_labels)
+        summary["baselines"]["stratified_random"][name] = stratified_baseline(gold, train_labels)
+        preds = {m: list(runs[m][1]["sets"][name]["pred"].values()) for m in methods}
+        scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.seed)
+        for m in methods:
+            per_seed = _seed_f1(runs[m][0], name)
+            stats = seed_interval(list(per_seed.values()))
+            stats.update(two_level_interval(scores[m], params.seed))
+            stats["seeds"] = per_seed
+            if ref is not None and m != ref:
+                ref_mean = seed_interval(list(_seed_f1(runs[ref][0], name).values()))["mean"]
+                stats[f"vs_{ref}"] = two_level_bootstrap(scores[m], scores[ref], stats["mean"], ref_mean, params.seed)
+                tests.append((m, name))
+            summary["methods"][m][name] = stats
+            summary["predicted_labels"][m][name] = {
+                s: label_distribution(p, labels) for s, p in runs[m][1]["sets"][name]["pred"].items()
+            }
+    # one family per table: every comparison with the reference, over methods and test sets
+    adjusted = holm([summary["methods"][m][name][f"vs_{ref}"]["p_value"] for m, name in tests])
+    for (m, name), p in zip(tests, adjusted, strict=True):
+        summary["methods"][m][name][f"vs_{ref}"]["p_holm"] = p
+    summary["n_comparisons"] = len(tests)
     write_json(summary_path, summary)
     with atomic_file(table_path) as fh:
-        fh.write(markdown_table(summary, ref, params.alpha, params.test))
+        fh.write(markdown_table(summary, params.alpha))
     return summary
 
 
@@ -96,28 +138,59 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     text = f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
     test = stats.get(f"vs_{ref}") if ref else None
     if test is not None:
-        mark = "*" if test["p_value"] < alpha else ""
-        text += f" ({100 * test['delta_macro_f1']:+.1f}{mark}, p={test['p_value']:.3f})"
+        p = test["p_holm"]
+        mark = "*" if p < alpha else ""
+        shown = (
+            f"p<{1 / (test['n_boot'] + 1):.0e}".replace("e-0", "e-") if p <= 1 / (test["n_boot"] + 1) else f"p={p:.3f}"
+        )
+        text += f" ({100 * test['delta_macro_f1']:+.1f}{mark}, {shown})"
     return text
 
 
-def markdown_table(summary: dict, ref: str | None, alpha: float = 0.05, test: str = "bootstrap") -> str:
-    """Macro-F1 (×100) mean ± std over seeds per method and test set; * marks p < alpha vs the reference."""
-    sets = ["task", *sorted({t for e in summary.values() for t in e.get("transfer", {})})]
-    head = ["method", "in-pair macro-F1", *[f"transfer: {s}" for s in sets[1:]], "95% CI (seeds)"]
+def table_sets(summary: dict) -> tuple[list[str], list[str]]:
+    """Test sets shown (the in-pair set first, then transfer sets whose labels match the task's) and those left out."""
+    shown, left = ["task"], []
+    for name, info in summary["label_sets"].items():
+        if name != "task":
+            (shown if info["matches_task"] else left).append(name)
+    return shown, left
+
+
+def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str:
+    """Macro-F1 (×100) per method and test set, the chance baselines, and the note that says how to read it."""
+    ref = summary["reference"]
+    sets, left = table_sets(summary)
+    head = ["method", "in-pair macro-F1", *[f"transfer: {s}" for s in sets[1:]], "in-pair 95% CI (seeds × items)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m, e in summary.items():
-        cells = [f"`{m}`", _cell(e["macro_f1"], ref, alpha)]
-        cells += [
-            _cell(e["transfer"][s]["macro_f1"], ref, alpha) if s in e.get("transfer", {}) else "–" for s in sets[1:]
-        ]
-        cells.append(f"[{100 * e['macro_f1']['ci95_low']:.1f}, {100 * e['macro_f1']['ci95_high']:.1f}]")
+    for m, entry in summary["methods"].items():
+        cells = [f"`{m}`", *[_cell(entry[s], ref, alpha) for s in sets]]
+        cells.append(f"[{100 * entry['task']['boot_ci95_low']:.1f}, {100 * entry['task']['boot_ci95_high']:.1f}]")
         lines.append("| " + " | ".join(cells) + " |")
-    note = (
-        f"\nMacro-F1 × 100, mean ± std over seeds. In parentheses: difference to `{ref}` and the p-value of a "
-        f"paired {'bootstrap' if test == 'bootstrap' else 'approximate randomisation'} test over the same test "
-        f"items; * marks p < {alpha}. Last column: 95% t-interval of the in-pair mean over seeds.\n"
-        if ref
-        else "\nMacro-F1 × 100, mean ± std over seeds.\n"
-    )
-    return "\n".join(lines) + "\n" + note
+    for b, entry in summary["baselines"].items():
+        lines.append("| " + " | ".join([f"*{b}*", *[f"{100 * entry[s]['macro_f1']:.1f}" for s in sets], "–"]) + " |")
+    n_seeds = sorted({e["task"]["n_seeds"] for e in summary["methods"].values()})
+    majority = summary["baselines"]["majority_class"]["task"]["predicts"]
+    note = [
+        f"Macro-F1 × 100, mean ± std over {'/'.join(map(str, n_seeds))} seeds."
+        + (
+            f" In parentheses: difference to `{ref}` and its p-value from a two-level bootstrap "
+            f"({summary['n_boot']:,} resamples of training seeds and test items together), Holm-corrected over "
+            f"the {summary['n_comparisons']} comparisons in this table; * marks p < {alpha}."
+            if ref
+            else ""
+        ),
+        f"*majority_class* always answers the most frequent training label (`{majority}`); *stratified_random* is "
+        "the expected score of random answers in the training label proportions.",
+    ]
+    if left:
+        note.append(
+            "Not shown: "
+            + "; ".join(
+                f"transfer to {s} (its labels {', '.join(summary['label_sets'][s]['gold'])} differ from the task's)"
+                for s in left
+            )
+            + "."
+        )
+    if caption:
+        note.append(caption)
+    return "\n".join(lines) + "\n\n" + " ".join(note) + "\n"

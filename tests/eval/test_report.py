@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from cmmerge.eval.metrics import classification_metrics
 from cmmerge.eval.plots import transfer_rows, write_transfer
 from cmmerge.eval.report import ReportParams, build_report
-from cmmerge.fsutil import write_json
+from cmmerge.fsutil import write_json, write_jsonl
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -36,6 +37,12 @@ def fake_run(tmp_path):
         }
         write_json(tmp_path / "pred" / f"{method}.json", {"labels": LABELS, "sets": sets})
         f1 = 0.3 + acc / 2
+        per_seed = {
+            name: {
+                s: {"macro_f1": classification_metrics(g, p, LABELS)["macro_f1"]} for s, p in sets[name]["pred"].items()
+            }
+            for name, g in gold.items()
+        }
         write_json(
             tmp_path / "eval" / f"{method}.json",
             {
@@ -44,33 +51,106 @@ def fake_run(tmp_path):
                 "weighted_f1": f1,
                 "accuracy": acc,
                 "n": 200,
-                "transfer": {"en_es": {"macro_f1": f1 - 0.1, "weighted_f1": f1, "accuracy": acc, "n": 200}},
+                "seeds": per_seed["task"],
+                "transfer": {
+                    "en_es": {
+                        "macro_f1": f1 - 0.1,
+                        "weighted_f1": f1,
+                        "accuracy": acc,
+                        "n": 200,
+                        "seeds": per_seed["en_es"],
+                    }
+                },
             },
         )
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"text": f"t{i}", "label": lab}
+            for i, lab in enumerate(["positive"] * 5 + ["negative"] * 3 + ["neutral"] * 2)
+        ],
+    )
     return tmp_path, list(accuracy)
 
 
-@pytest.mark.parametrize("test", ["bootstrap", "randomization"])
-def test_summary_and_table(fake_run, test):
+def test_summary_and_table(fake_run):
     root, methods = fake_run
-    params = ReportParams(n_boot=300, test=test)
-    summary = build_report(methods, root / "eval", root / "pred", params, root / "summary.json", root / "report.md")
+    params = ReportParams(n_boot=2000)
+    summary = build_report(
+        methods, root / "eval", root / "pred", params, root / "summary.json", root / "report.md", root / "train.jsonl"
+    )
     assert json.loads((root / "summary.json").read_text()) == summary
-    assert set(summary) == set(methods)
-    for entry in summary.values():
-        f1 = entry["macro_f1"]
-        assert {"mean", "std", "ci95_low", "ci95_high", "boot_ci95_low", "boot_ci95_high"} <= set(f1)
+    assert set(summary["methods"]) == set(methods)
+    for m, entry in summary["methods"].items():
+        assert set(entry) == {"task", "en_es"}
+        f1 = entry["task"]
+        assert {"mean", "std", "ci95_low", "ci95_high", "boot_ci95_low", "boot_ci95_high", "seeds"} <= set(f1)
         assert f1["ci95_low"] <= f1["mean"] <= f1["ci95_high"]
-        assert "en_es" in entry["transfer"]
-    assert "vs_full_ft" not in summary["full_ft"]["macro_f1"]
-    assert summary["copy_ft"]["macro_f1"]["vs_full_ft"]["p_value"] > 0.5
-    assert summary["better_ft"]["macro_f1"]["vs_full_ft"]["p_value"] < 0.05
+        # the per-seed scores are the evaluate stage's, not recomputed
+        evaluated = json.loads((root / "eval" / f"{m}.json").read_text())
+        assert f1["seeds"] == {s: v["macro_f1"] for s, v in evaluated["seeds"].items()}
+        # every seed's predicted-label counts add up to the test set
+        for name in ("task", "en_es"):
+            assert all(sum(d.values()) == 200 for d in summary["predicted_labels"][m][name].values())
+    assert "vs_full_ft" not in summary["methods"]["full_ft"]["task"]
+    copy, better = (
+        summary["methods"]["copy_ft"]["task"]["vs_full_ft"],
+        summary["methods"]["better_ft"]["task"]["vs_full_ft"],
+    )
+    assert copy["p_value"] == pytest.approx(1.0) and copy["delta_macro_f1"] == 0
+    assert better["p_value"] < 0.01 and better["p_holm"] < 0.05
+    # Holm over the 4 comparisons (2 methods × 2 test sets) of the table
+    assert summary["n_comparisons"] == 4
+    raw = sorted(
+        summary["methods"][m][s]["vs_full_ft"]["p_value"] for m in ("copy_ft", "better_ft") for s in ("task", "en_es")
+    )
+    assert min(e[s]["vs_full_ft"]["p_holm"] for e in (summary["methods"]["better_ft"],) for s in ("task", "en_es")) == (
+        pytest.approx(min(1.0, 4 * raw[0]))
+    )
+    # chance baselines on every test set
+    assert summary["baselines"]["majority_class"]["task"]["predicts"] == "positive"
     table = (root / "report.md").read_text().splitlines()
     assert table[0].startswith("| method | in-pair macro-F1 | transfer: en_es |")
-    better = next(line for line in table if line.startswith("| `better_ft`"))
-    copy = next(line for line in table if line.startswith("| `copy_ft`"))
-    assert "*, p=" in better and "*, p=" not in copy
-    assert len({line.count("|") for line in table[:5]}) == 1  # every row has as many cells as the header
+    row = {line.split("|")[1].strip(): line for line in table if line.startswith("| ")}
+    assert "*, p" in row["`better_ft`"] and "*, p" not in row["`copy_ft`"]
+    assert {"*majority_class*", "*stratified_random*"} <= set(row)
+    assert len({line.count("|") for line in table if line.startswith("|")}) == 1  # every row as wide as the header
+    assert "Holm-corrected over the 4 comparisons" in (root / "report.md").read_text()
+
+
+def test_transfer_column_only_where_label_sets_match(fake_run):
+    """A transfer set whose gold labels differ from the task's is left out of the table, and the note says so."""
+    root, methods = fake_run
+    for m in methods:
+        path = root / "pred" / f"{m}.json"
+        data = json.loads(path.read_text())
+        data["sets"]["en_es"]["gold"] = [g if g != "neutral" else "negative" for g in data["sets"]["en_es"]["gold"]]
+        path.write_text(json.dumps(data))
+    summary = build_report(
+        methods,
+        root / "eval",
+        root / "pred",
+        ReportParams(n_boot=200),
+        root / "s.json",
+        root / "r.md",
+        root / "train.jsonl",
+    )
+    assert summary["label_sets"]["en_es"]["matches_task"] is False
+    text = (root / "r.md").read_text()
+    assert "transfer: en_es" not in text.splitlines()[0]
+    assert "Not shown: transfer to en_es (its labels negative, positive differ" in text
+
+
+def test_missing_predictions_name_the_file(fake_run):
+    from cmmerge.errors import DataError
+
+    root, methods = fake_run
+    (root / "pred" / "copy_ft.json").unlink()
+    with pytest.raises(DataError, match=r"pred/copy_ft.json: predictions of method 'copy_ft' are missing"):
+        build_report(
+            methods, root / "eval", root / "pred", ReportParams(), root / "s.json", root / "r.md", root / "train.jsonl"
+        )
+    assert not (root / "s.json").exists()
 
 
 def test_transfer_matrix_rows(fake_run):

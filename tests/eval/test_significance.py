@@ -65,3 +65,112 @@ def test_fast_scoring_equals_sklearn_on_resamples():
     for row, value in zip(idx, fast, strict=True):
         present = sorted(set(g[row]) | set(p[row]))
         assert value == pytest.approx(f1_score(g[row], p[row], labels=present, average="macro", zero_division=0))
+
+
+# --- two-level bootstrap (seeds and items), Holm, chance baselines --------------------------------------------
+
+
+def _two_level(gold, a, b, n_boot=2000, seed=0):
+    from cmmerge.eval.metrics import classification_metrics
+    from cmmerge.eval.stats import resampled_seed_scores, two_level_bootstrap
+
+    scores = resampled_seed_scores(gold, {"a": a, "b": b}, LABELS, n_boot, seed)
+
+    def mean(runs):
+        return float(np.mean([classification_metrics(gold, p, LABELS)["macro_f1"] for p in runs]))
+
+    return two_level_bootstrap(scores["a"], scores["b"], mean(a), mean(b), seed)
+
+
+def test_two_level_clearly_better_method_is_significant():
+    better = [_fake(GOLD, 0.85, s) for s in (1, 2, 3)]
+    worse = [_fake(GOLD, 0.55, s) for s in (4, 5, 6)]
+    out = _two_level(GOLD, better, worse)
+    assert out["delta_macro_f1"] > 0.2 and out["p_value"] < 0.01
+    assert out["delta_ci95_low"] > 0.1
+
+
+def test_one_lucky_seed_is_not_significant():
+    """Better on one seed only: the item-only bootstrap calls it significant, the two-level one does not."""
+    base = [_fake(GOLD, 0.6, s) for s in (1, 2, 3)]
+    lucky = [_fake(GOLD, 0.9, 7), *[_fake(GOLD, 0.6, s) for s in (8, 9)]]
+    items_only = paired_bootstrap(GOLD, lucky, base, LABELS, n_boot=2000, seed=0)
+    assert items_only["delta_macro_f1"] > 0.05 and items_only["p_value"] < 0.01  # seeds treated as fixed
+    out = _two_level(GOLD, lucky, base)
+    assert out["delta_macro_f1"] == pytest.approx(items_only["delta_macro_f1"])
+    assert out["p_value"] > 0.2
+    assert out["delta_ci95_low"] <= 0 <= out["delta_ci95_high"]
+
+
+def test_two_level_identical_predictions_give_p_one():
+    preds = [_fake(GOLD, 0.7, s) for s in (1, 2, 3)]
+    out = _two_level(GOLD, preds, [list(p) for p in preds])
+    assert out["delta_macro_f1"] == 0
+    assert out["p_value"] == pytest.approx(1.0)
+
+
+def test_resampled_scores_do_not_depend_on_the_block_size(monkeypatch):
+    from cmmerge.eval import stats
+
+    preds = {"a": [_fake(GOLD, 0.7, 1)], "b": [_fake(GOLD, 0.6, 2), _fake(GOLD, 0.6, 3)]}
+    whole = stats.resampled_seed_scores(GOLD, preds, LABELS, 50, seed=4)
+    assert whole["a"].shape == (1, 50) and whole["b"].shape == (2, 50)
+    # the first resample, scored by hand: the same item draw for every run
+    idx = np.random.default_rng(4).integers(0, len(GOLD), len(GOLD))
+    from sklearn.metrics import f1_score
+
+    g, p = np.asarray(GOLD)[idx], np.asarray(preds["b"][1])[idx]
+    assert whole["b"][1, 0] == pytest.approx(f1_score(g, p, labels=sorted(set(g) | set(p)), average="macro"))
+
+
+def test_holm_equals_hand_computation():
+    from cmmerge.eval.stats import holm
+
+    # sorted: 0.01 (×4 = 0.04), 0.02 (×3 = 0.06), 0.03 (×2 = 0.06), 0.5 (×1 = 0.5); running max keeps order
+    assert holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    # capped at 1, and a later smaller product is raised to the running maximum
+    assert holm([0.4, 0.45, 0.9]) == pytest.approx([1.0, 1.0, 1.0])
+    assert holm([0.001, 0.04]) == pytest.approx([0.002, 0.04])
+    assert holm([]) == []
+
+
+def test_majority_baseline_equals_hand_computation():
+    from cmmerge.eval.stats import majority_baseline
+
+    gold = ["positive"] * 6 + ["negative"] * 3 + ["neutral"] * 1
+    train = ["negative"] * 5 + ["positive"] * 4 + ["neutral"] * 1
+    out = majority_baseline(gold, train)
+    assert out["predicts"] == "negative"
+    # F1(negative) = 2·3/(3+10) = 6/13; the other two classes 0; macro over 3 classes
+    assert out["macro_f1"] == pytest.approx(6 / 13 / 3)
+    # ties in training frequency go to the first label in sorted order
+    assert majority_baseline(gold, ["positive", "negative"])["predicts"] == "negative"
+
+
+def test_stratified_baseline_equals_hand_computation():
+    from cmmerge.eval.stats import stratified_baseline
+
+    gold = ["positive"] * 6 + ["negative"] * 3 + ["neutral"] * 1  # π = 0.6, 0.3, 0.1
+    train = ["negative"] * 5 + ["positive"] * 4 + ["neutral"] * 1  # q = 0.5, 0.4, 0.1 (neg, pos, neu)
+    f1 = [2 * 0.3 * 0.5 / 0.8, 2 * 0.1 * 0.1 / 0.2, 2 * 0.6 * 0.4 / 1.0]
+    assert stratified_baseline(gold, train)["macro_f1"] == pytest.approx(sum(f1) / 3)
+    # it is the mean macro-F1 of many random answer sheets in the training proportions (to within noise)
+    from cmmerge.eval.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    big_gold = gold * 300
+    draws = [
+        classification_metrics(big_gold, rng.choice(train, len(big_gold)).tolist(), LABELS)["macro_f1"]
+        for _ in range(20)
+    ]
+    assert np.mean(draws) == pytest.approx(sum(f1) / 3, abs=0.01)
+
+
+def test_label_distribution_counts_every_label():
+    from cmmerge.eval.stats import label_distribution
+
+    assert label_distribution(["positive", "positive", "neutral"], LABELS) == {
+        "negative": 0,
+        "neutral": 1,
+        "positive": 2,
+    }

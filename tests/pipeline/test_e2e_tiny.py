@@ -33,6 +33,13 @@ DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 def test_whole_pipeline_on_a_tiny_model(kind, tiny_models, tmp_path):
     w = tmp_path
     export_base(str(tiny_models[kind]), w / "models/base")
+    prepare_transfer(
+        "en_es",
+        DatasetSpec(str(DEMO / "spanglish_sentiment")),
+        CleaningParams(),
+        w / "data/transfer/en_es",
+        w / "metrics/en_es.json",
+    )
     prepare(
         PrepareParams(
             task=DatasetSpec(str(DEMO / "hinglish_sentiment")),
@@ -42,14 +49,7 @@ def test_whole_pipeline_on_a_tiny_model(kind, tiny_models, tmp_path):
         ),
         w / "data/prepared",
         w / "metrics/data.json",
-    )
-    prepare_transfer(
-        "en_es",
-        DatasetSpec(str(DEMO / "spanglish_sentiment")),
-        CleaningParams(),
-        w / "data/prepared",
-        w / "data/transfer/en_es",
-        w / "metrics/en_es.json",
+        w / "data/transfer",
     )
     run_synthesize(
         SynthesizeParams(lexicon=str(DEMO / "lexicon_en_hi.tsv"), source=str(w / "data/prepared/english/train.jsonl")),
@@ -113,11 +113,17 @@ def test_whole_pipeline_on_a_tiny_model(kind, tiny_models, tmp_path):
             assert key in report and key in report["transfer"]["en_es"]
 
     summary = build_report(
-        list(methods), w / "metrics/eval", w / "results", ReportParams(n_boot=200), w / "s.json", w / "r.md"
+        list(methods),
+        w / "metrics/eval",
+        w / "results",
+        ReportParams(n_boot=200),
+        w / "s.json",
+        w / "r.md",
+        w / "data/prepared/task/train.jsonl",
     )
-    assert summary["ta_ft"]["macro_f1"]["n_seeds"] == 2
-    lo, hi = summary["full_ft"]["macro_f1"]["ci95_low"], summary["full_ft"]["macro_f1"]["ci95_high"]
-    assert lo <= summary["full_ft"]["macro_f1"]["mean"] <= hi
-    assert "vs_full_ft" in summary["ta_ft"]["macro_f1"]
+    full, ta = summary["methods"]["full_ft"]["task"], summary["methods"]["ta_ft"]["task"]
+    assert ta["n_seeds"] == 2
+    assert full["ci95_low"] <= full["mean"] <= full["ci95_high"]
+    assert "vs_full_ft" in ta and 0 < ta["vs_full_ft"]["p_holm"] <= 1
     assert "| `ta_ft` |" in (w / "r.md").read_text()
     assert json.loads((w / "s.json").read_text()) == summary
