@@ -117,6 +117,38 @@ def _exp_run(args) -> None:
         raise SystemExit(code)
 
 
+def _results(args) -> None:
+    from cmmerge import records
+
+    if args.action == "record":
+        if len(args.names) != 1:
+            raise SystemExit("cmmerge results record: give exactly one record name")
+        path = records.record_run(args.names[0], config=args.config, check_workspace=not args.no_check)
+        print(f"recorded {path}")
+    elif args.action == "verify":
+        names = args.names or sorted(p.parent.name for p in records.RESULTS.glob("*/record.json"))
+        for name in names:
+            meta = records.load_record(name)
+            print(f"{name}: {len(meta['files'])} files match record.json (commit {meta['git_commit'][:12]})")
+    elif args.action == "table":
+        for name in args.names:
+            print(records.record_table(name), end="")
+    elif args.action == "readme":
+        changed = records.render_readme(args.readme, check=args.check)
+        if args.check and changed:
+            from cmmerge.errors import DataError
+
+            raise DataError(
+                f"{args.readme}: results blocks {', '.join(changed)} differ from their records; "
+                "run `cmmerge results readme` and commit"
+            )
+        print(f"{args.readme}: {len(changed)} results block(s) {'stale' if args.check else 'rewritten'}")
+    elif args.action == "diff":
+        if len(args.names) != 2:
+            raise SystemExit("cmmerge results diff: give two record names")
+        print(records.diff_records(*args.names), end="")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cmmerge.merge.cli import register as register_merge
 
@@ -193,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["run"])
     p.add_argument("config")
     p.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc exp run (after --)")
+
+    p = add("results", _results, "experiment records under results/: record, verify, table, readme, diff", params=False)
+    p.add_argument("action", choices=["record", "verify", "table", "readme", "diff"])
+    p.add_argument("names", nargs="*", help="record name(s) (results/<name>)")
+    p.add_argument("--config", help="record: the experiment config the run composed (kept in record.json)")
+    p.add_argument("--no-check", action="store_true", help="record: skip the check that dvc.lock matches the workspace")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--check", action="store_true", help="readme: write nothing; exit 2 if a block is stale")
 
     register_merge(sub)
     return parser

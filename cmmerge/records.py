@@ -1,0 +1,276 @@
+"""Experiment records: a finished run, frozen under ``results/<name>/`` and committed to git.
+
+A record is what a reviewer needs to trust and regenerate a results table without rerunning it:
+
+- ``params.yaml`` (the composed params of the run) and ``dvc.lock`` (every stage's inputs, code and
+  outputs by hash, so ``dvc repro`` at ``git_commit`` with these params rebuilds the same run);
+- ``metrics/``: the run's metrics folder (per-method, per-seed scores in ``metrics/eval``, the report's
+  ``summary.json`` and ``report.md``, data counts, training curves), PNG copies left out;
+- ``predictions/``: per-item predictions of every seed of every method, compact: the items once
+  (``items.json``: ids and gold labels per test set), then per method a string of label indices per seed;
+- ``record.json``: name, git commit (and whether the tree was dirty), the experiment config, software
+  versions, the hashes of the input data (from dvc.lock: every dep that no stage produces and that is not
+  code), and the sha256 of every file above, which :func:`load_record` checks.
+
+README's results tables are generated from records by :func:`render_readme` (``cmmerge results readme``);
+a test regenerates them and fails on any difference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from cmmerge.errors import DataError
+from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
+
+RESULTS = Path("results")
+MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_INDEX_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_CODE_PREFIXES = ("cmmerge/", "stages/", "configs/", "params.yaml", "dvc.yaml")
+# README blocks: <!-- results:NAME --> ... <!-- /results:NAME -->, regenerated from results/NAME
+_BLOCK = re.compile(r"(<!-- results:(?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return out.stdout.strip()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("torch", "transformers", "peft", "dvc", "numpy", "scikit-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _inputs(lock: dict) -> dict[str, dict]:
+    """Data the run read that no stage produced, with the hashes DVC recorded for them."""
+    produced = {o["path"] for s in lock.get("stages", {}).values() for o in s.get("outs", [])}
+    inputs: dict[str, dict] = {}
+    for stage in lock.get("stages", {}).values():
+        for dep in stage.get("deps", []):
+            path = dep["path"]
+            if path in produced or any(path == p or path.startswith(f"{p}/") for p in produced):
+                continue
+            if path.startswith(_CODE_PREFIXES) or path.endswith(".py"):
+                continue
+            inputs[path] = {k: dep[k] for k in ("md5", "size", "nfiles") if k in dep}
+    return dict(sorted(inputs.items()))
+
+
+def _compact_predictions(predictions_dir: Path) -> tuple[dict, dict[str, dict]]:
+    """Items once (ids and gold per test set), and per method one string of label indices per seed."""
+    items: dict = {}
+    methods: dict[str, dict] = {}
+    for path in sorted(predictions_dir.glob("*.json")):
+        data = read_json(path)
+        labels = data["labels"]
+        if len(labels) > len(_INDEX_CHARS):
+            raise DataError(f"{path}: {len(labels)} labels; compact predictions hold at most {len(_INDEX_CHARS)}")
+        index = {lab: _INDEX_CHARS[i] for i, lab in enumerate(labels)}
+        out = {"labels": labels, "sets": {}}
+        for name, block in data["sets"].items():
+            seen = items.setdefault(name, {"ids": block["ids"], "gold": block["gold"]})
+            if seen["ids"] != block["ids"] or seen["gold"] != block["gold"]:
+                raise DataError(f"{path}: test set '{name}' holds other items than the other methods' predictions")
+            out["sets"][name] = {seed: "".join(index[p] for p in preds) for seed, preds in block["pred"].items()}
+        methods[path.stem] = out
+    if not methods:
+        raise DataError(f"{predictions_dir}: no predictions (run the evaluate stages first)")
+    return items, methods
+
+
+def expand_predictions(record_dir: str | Path, method: str) -> dict:
+    """A method's predictions in the evaluate stage's format, from a record's compact files."""
+    record_dir = Path(record_dir)
+    items = read_json(record_dir / "predictions" / "items.json")
+    data = read_json(record_dir / "predictions" / f"{method}.json")
+    labels = data["labels"]
+    return {
+        "labels": labels,
+        "sets": {
+            name: {
+                **items[name],
+                "pred": {seed: [labels[_INDEX_CHARS.index(c)] for c in codes] for seed, codes in seeds.items()},
+            }
+            for name, seeds in data["sets"].items()
+        },
+    }
+
+
+def _check_workspace(repo: Path) -> None:
+    """The workspace must be what dvc.lock says: a record of a half-updated run would lie."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        changed = sorted(r.status())
+    if changed:
+        raise DataError(
+            f"{repo}: the workspace differs from dvc.lock in {', '.join(changed)}; run `dvc repro` before recording"
+        )
+
+
+def record_run(
+    name: str,
+    repo: str | Path = ".",
+    config: str | None = None,
+    check_workspace: bool = True,
+    results_dir: str | Path | None = None,
+) -> Path:
+    """Freeze the current run of ``repo`` as ``results/<name>/`` (replacing an earlier record of that name)."""
+    if not _NAME.fullmatch(name):
+        raise DataError(f"record name '{name}': use letters, digits, '.', '_' and '-' (e.g. sentimix_hinglish)")
+    repo = Path(repo)
+    for need in ("params.yaml", "dvc.lock", "metrics/summary.json", "results/predictions"):
+        if not (repo / need).exists():
+            raise DataError(f"{repo / need}: missing; run `dvc repro` to completion before recording")
+    if check_workspace:
+        _check_workspace(repo)
+    target = Path(results_dir) if results_dir is not None else repo / RESULTS
+    target = target / name
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    items, methods = _compact_predictions(repo / "results" / "predictions")
+    with atomic_dir(target) as tmp:
+        (tmp / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
+        (tmp / "dvc.lock").write_bytes((repo / "dvc.lock").read_bytes())
+        for path in sorted((repo / "metrics").rglob("*")):
+            if path.is_file() and path.suffix != ".png":
+                dest = tmp / "metrics" / path.relative_to(repo / "metrics")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(path.read_bytes())
+        write_json(tmp / "predictions" / "items.json", items)
+        for method, data in methods.items():
+            write_json(tmp / "predictions" / f"{method}.json", data)
+        files = {}
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            rel = path.relative_to(tmp).as_posix()
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise DataError(f"{rel}: {path.stat().st_size / 2**20:.1f} MB, over the 5 MB a record file may have")
+            files[rel] = _sha256(path)
+        commit = _git(repo, "rev-parse", "HEAD")
+        write_json(
+            tmp / "record.json",
+            {
+                "name": name,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "git_commit": commit,
+                "git_dirty": bool(_git(repo, "status", "--porcelain", "--untracked-files=no")) if commit else None,
+                "config": config,
+                "software": _versions(),
+                "inputs": _inputs(lock),
+                "methods": sorted(methods),
+                "files": files,
+            },
+        )
+    return target
+
+
+def load_record(name: str, results_dir: str | Path = RESULTS) -> dict:
+    """``record.json`` of ``results/<name>``, after checking that every listed file is there, unchanged."""
+    root = Path(results_dir) / name
+    meta_path = root / "record.json"
+    if not meta_path.is_file():
+        known = sorted(p.parent.name for p in Path(results_dir).glob("*/record.json"))
+        raise DataError(f"{meta_path}: no such record (records: {', '.join(known) or 'none'})")
+    meta = read_json(meta_path)
+    for rel, digest in meta.get("files", {}).items():
+        path = root / rel
+        if not path.is_file():
+            raise DataError(f"{path}: listed in {meta_path} but missing; restore it from git (git checkout -- {path})")
+        if _sha256(path) != digest:
+            raise DataError(f"{path}: sha256 differs from {meta_path} ('files.{rel}'); the record was edited by hand")
+    return meta
+
+
+def shared_randomness(params: dict) -> str:
+    """What every seed of a run shares: the caption under its table (the seeds vary fine-tuning only)."""
+    methods = params.get("methods", {})
+    inits = {m.get("init", "") for m in methods.values()}
+    seeds = params.get("finetune", {}).get("seeds", [])
+    parts = [f"the data subsample (prepare.seed {params.get('prepare', {}).get('seed')})"]
+    if any("cpt" in i or "merged" in i for i in inits):
+        parts.append(f"one CPT run (cpt.seed {params.get('cpt', {}).get('seed')})")
+    if any("finetune_en" in i or "merged/ties" in i or "merged/swap" in i for i in inits):
+        parts.append("one English task model θ_en (finetune_en)")
+    return (
+        f"Seeds {', '.join(map(str, seeds))} vary fine-tuning only (initialisation of the new head, data order, "
+        f"dropout); every seed shares {', '.join(parts)}, so the intervals and tests do not cover their variance."
+    )
+
+
+def record_table(name: str, results_dir: str | Path = RESULTS) -> str:
+    """The Markdown results table of a record, with the caption on shared randomness."""
+    from cmmerge.eval.report import markdown_table
+
+    load_record(name, results_dir)
+    root = Path(results_dir) / name
+    summary = read_json(root / "metrics" / "summary.json")
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    alpha = params.get("report", {}).get("alpha", 0.05)
+    return markdown_table(summary, alpha, caption=shared_randomness(params))
+
+
+def render_readme(
+    readme: str | Path = "README.md", results_dir: str | Path = RESULTS, check: bool = False
+) -> list[str]:
+    """Regenerate every ``<!-- results:NAME -->`` block of ``readme``; return the names of blocks that changed.
+
+    With ``check``, nothing is written: the caller reports the stale blocks.
+    """
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    changed: list[str] = []
+
+    def fill(match: re.Match) -> str:
+        body = record_table(match["name"], results_dir)
+        if body != match["body"]:
+            changed.append(match["name"])
+        return match.group(1) + body + match.group(4)
+
+    new = _BLOCK.sub(fill, text)
+    if not check and new != text:
+        with atomic_file(readme) as fh:
+            fh.write(new)
+    return changed
+
+
+def diff_records(a: str, b: str, results_dir: str | Path = RESULTS) -> str:
+    """Markdown table of mean macro-F1 per method and test set, record ``a`` against record ``b``."""
+    rows = []
+    summaries = {}
+    for name in (a, b):
+        load_record(name, results_dir)
+        summaries[name] = read_json(Path(results_dir) / name / "metrics" / "summary.json")["methods"]
+    for method in sorted(set(summaries[a]) | set(summaries[b])):
+        for test in sorted(set(summaries[a].get(method, {})) | set(summaries[b].get(method, {}))):
+            va = summaries[a].get(method, {}).get(test, {}).get("mean")
+            vb = summaries[b].get(method, {}).get(test, {}).get("mean")
+            change = f"{100 * (vb - va):+.1f}" if va is not None and vb is not None else "–"
+            cells = [f"{100 * v:.1f}" if v is not None else "–" for v in (va, vb)]
+            rows.append(f"| `{method}` | {test} | {cells[0]} | {cells[1]} | {change} |")
+    head = [f"| method | test set | {a} | {b} | change |", "|---|---|---|---|---|"]
+    return "\n".join(head + rows) + "\n"

@@ -1,0 +1,195 @@
+"""Experiment records: what a record holds, that tampering is caught, and that README's tables are generated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cmmerge import records
+from cmmerge.errors import DataError
+from cmmerge.eval.metrics import classification_metrics
+from cmmerge.eval.report import ReportParams, build_report
+from cmmerge.fsutil import read_json, write_json, write_jsonl
+
+LABELS = ["negative", "neutral", "positive"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fake(gold, accuracy, seed):
+    rng = np.random.default_rng(seed)
+    return [g if rng.random() < accuracy else str(rng.choice([x for x in LABELS if x != g])) for g in gold]
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A finished run's files as the pipeline leaves them: params, lock, metrics, predictions."""
+    repo = tmp_path / "run"
+    gold = {"task": np.random.default_rng(0).choice(LABELS, 120).tolist()}
+    params = {
+        "prepare": {"seed": 13},
+        "cpt": {"seed": 13},
+        "finetune": {"seeds": [1, 2]},
+        "methods": {"full_ft": {"init": "models/base"}, "ta_ft": {"init": "models/merged/ta"}},
+        "report": {"alpha": 0.05},
+    }
+    (repo / "metrics" / "train" / "cpt").mkdir(parents=True)
+    (repo / "metrics" / "train" / "cpt" / "loss.tsv").write_text("step\tloss\n1\t7.0\n")
+    (repo / "metrics" / "png").mkdir()
+    (repo / "metrics" / "png" / "x.png").write_bytes(b"\x89PNG")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "prepare": {
+                "cmd": "python stages/prepare.py",
+                "deps": [
+                    {"path": "../shared/data/sentimix_hinglish", "md5": "abc.dir", "size": 10, "nfiles": 3},
+                    {"path": "cmmerge/data/prepare.py", "md5": "def"},
+                ],
+                "outs": [{"path": "data/prepared", "md5": "ghi.dir"}],
+            },
+            "cpt": {"cmd": "x", "deps": [{"path": "data/prepared", "md5": "ghi.dir"}], "outs": []},
+        },
+    }
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    for method, acc in (("full_ft", 0.5), ("ta_ft", 0.8)):
+        pred = {str(s): _fake(gold["task"], acc, s + (10 if method == "ta_ft" else 0)) for s in (1, 2)}
+        write_json(
+            repo / "results" / "predictions" / f"{method}.json",
+            {
+                "labels": LABELS,
+                "sets": {"task": {"ids": [f"i{i}" for i in range(120)], "gold": gold["task"], "pred": pred}},
+            },
+        )
+        write_json(
+            repo / "metrics" / "eval" / f"{method}.json",
+            {
+                "method": method,
+                "seeds": {
+                    s: {"macro_f1": classification_metrics(gold["task"], p, LABELS)["macro_f1"]}
+                    for s, p in pred.items()
+                },
+            },
+        )
+    write_jsonl(repo / "train.jsonl", [{"text": str(i), "label": LABELS[i % 3]} for i in range(30)])
+    build_report(
+        ["full_ft", "ta_ft"],
+        repo / "metrics" / "eval",
+        repo / "results" / "predictions",
+        ReportParams(n_boot=500),
+        repo / "metrics" / "summary.json",
+        repo / "metrics" / "report.md",
+        repo / "train.jsonl",
+    )
+    return repo
+
+
+def test_record_holds_the_run(run_dir):
+    path = records.record_run("demo_run", run_dir, config="configs/real/x.yaml", check_workspace=False)
+    assert path == run_dir / "results" / "demo_run"
+    meta = records.load_record("demo_run", run_dir / "results")
+    assert meta["config"] == "configs/real/x.yaml" and meta["methods"] == ["full_ft", "ta_ft"]
+    # inputs: data that no stage produced and that is not code, with DVC's hashes
+    assert meta["inputs"] == {"../shared/data/sentimix_hinglish": {"md5": "abc.dir", "nfiles": 3, "size": 10}}
+    assert {"params.yaml", "dvc.lock", "metrics/summary.json", "metrics/eval/ta_ft.json"} <= set(meta["files"])
+    assert "metrics/train/cpt/loss.tsv" in meta["files"] and "metrics/png/x.png" not in meta["files"]
+    # compact predictions expand back to exactly what evaluate wrote
+    for method in ("full_ft", "ta_ft"):
+        assert records.expand_predictions(path, method) == read_json(
+            run_dir / "results" / "predictions" / f"{method}.json"
+        )
+    assert all((path / rel).stat().st_size < records.MAX_FILE_BYTES for rel in meta["files"])
+
+
+def test_table_comes_from_the_record(run_dir):
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    table = records.record_table("demo_run", run_dir / "results")
+    assert table.startswith("| method | in-pair macro-F1 |")
+    summary = read_json(run_dir / "metrics" / "summary.json")
+    ta = summary["methods"]["ta_ft"]["task"]
+    assert f"| `ta_ft` | {100 * ta['mean']:.1f} ± {100 * ta['std']:.1f} (" in table
+    assert "*majority_class*" in table and "*stratified_random*" in table
+    assert "every seed shares the data subsample (prepare.seed 13), one CPT run (cpt.seed 13)" in table
+
+
+def test_readme_blocks_regenerated_and_checked(run_dir, tmp_path):
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- results:demo_run -->\nold numbers typed by hand\n<!-- /results:demo_run -->\nend\n")
+    assert records.render_readme(readme, run_dir / "results", check=True) == ["demo_run"]
+    assert "old numbers" in readme.read_text()  # check mode writes nothing
+    assert records.render_readme(readme, run_dir / "results") == ["demo_run"]
+    text = readme.read_text()
+    assert records.record_table("demo_run", run_dir / "results") in text and text.endswith(
+        "<!-- /results:demo_run -->\nend\n"
+    )
+    assert records.render_readme(readme, run_dir / "results", check=True) == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda p: (p / "metrics/summary.json").write_text('{"edited": 1}\n'), r"summary.json: sha256 differs"),
+        (lambda p: (p / "predictions/ta_ft.json").unlink(), r"predictions/ta_ft.json: listed in .* but missing"),
+    ],
+    ids=["edited", "missing"],
+)
+def test_a_tampered_record_is_refused(run_dir, tamper, message):
+    path = records.record_run("demo_run", run_dir, check_workspace=False)
+    tamper(path)
+    with pytest.raises(DataError, match=message):
+        records.record_table("demo_run", run_dir / "results")
+
+
+def test_bad_requests_name_what_is_wrong(run_dir):
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    with pytest.raises(DataError, match=r"no_such/record.json: no such record \(records: demo_run\)"):
+        records.load_record("no_such", run_dir / "results")
+    with pytest.raises(DataError, match=r"record name 'a b'"):
+        records.record_run("a b", run_dir, check_workspace=False)
+    shutil.rmtree(run_dir / "results" / "predictions")
+    with pytest.raises(DataError, match=r"results/predictions: missing; run `dvc repro`"):
+        records.record_run("again", run_dir, check_workspace=False)
+    assert not (run_dir / "results" / "again").exists()
+
+
+def test_diff_of_two_records(run_dir):
+    records.record_run("a", run_dir, check_workspace=False)
+    summary_path = run_dir / "metrics" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["methods"]["ta_ft"]["task"]["mean"] += 0.02
+    summary_path.write_text(json.dumps(summary))
+    records.record_run("b", run_dir, check_workspace=False)
+    out = records.diff_records("a", "b", run_dir / "results")
+    assert "| `ta_ft` | task |" in out and out.strip().splitlines()[-1].endswith("| +2.0 |")
+    assert "| `full_ft` | task |" in out and "+0.0" in out
+
+
+def test_readme_tables_match_the_committed_records():
+    """Every results block in README.md is exactly what `cmmerge results readme` generates from results/."""
+    readme = ROOT / "README.md"
+    assert records._BLOCK.search(readme.read_text()), "README.md has no generated results block"
+    stale = records.render_readme(readme, ROOT / "results", check=True)
+    assert stale == [], f"README results blocks {stale} differ from their records: run `cmmerge results readme`"
+
+
+def test_cli_check_exits_non_zero_on_a_stale_block(run_dir, tmp_path):
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:demo_run -->\nstale\n<!-- /results:demo_run -->\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "cmmerge", "results", "readme", "--check", "--readme", str(readme)],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "results blocks demo_run differ from their records" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
