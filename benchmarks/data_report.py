@@ -2,7 +2,7 @@
 
     python benchmarks/data_report.py configs/real/sentimix_hinglish.yaml
 
-Composes the config, turns subsampling off, runs ``prepare`` and every ``prepare_transfer`` pair, then builds
+Composes the config, turns subsampling off, runs every ``prepare_transfer`` pair and then ``prepare``, then builds
 the CPT corpus from ``corpus.real`` (de-leaked against every dev/test text), all in a temporary folder. Paths in
 the config are relative to the repository root, as in the pipeline. Prints one JSON object per step; the last
 line is one JSON object with all of them.
@@ -39,16 +39,15 @@ def main() -> None:
     summary = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        summary["prepare"] = prepare(prepare_params, tmp / "prepared", tmp / "data.json")
-        print(json.dumps({"step": "prepare", **summary["prepare"]}), flush=True)
+        (tmp / "transfer").mkdir()
         cleaning = prepare_params.cleaning or CleaningParams()
         for name, spec in (params.get("transfer") or {}).items():
             spec = from_dict(DatasetSpec, spec, where=f"{args.config}: transfer.{name}")
-            report = prepare_transfer(
-                name, spec, cleaning, tmp / "prepared", tmp / "transfer" / name, tmp / f"t_{name}.json"
-            )
+            report = prepare_transfer(name, spec, cleaning, tmp / "transfer" / name, tmp / f"t_{name}.json")
             summary[f"transfer.{name}"] = report
             print(json.dumps({"step": f"transfer.{name}", **report}), flush=True)
+        summary["prepare"] = prepare(prepare_params, tmp / "prepared", tmp / "data.json", tmp / "transfer")
+        print(json.dumps({"step": "prepare", **summary["prepare"]}), flush=True)
         corpus = from_dict(CorpusParams, {**params["corpus"], "mix": "real"}, where=f"{args.config}: corpus")
         summary["corpus"] = build_corpus(
             corpus, None, tmp / "prepared", tmp / "transfer", tmp / "corpus", tmp / "corpus.json"

@@ -1,4 +1,8 @@
-"""DVC stage ``prepare``: load, clean and de-leak the task (and English) data into data/prepared."""
+"""DVC stage ``prepare``: the task (and English) data into data/prepared, test split whole.
+
+Training and dev data are de-leaked against the task test split and every transfer test set in data/transfer
+(written by ``prepare_transfer@<pair>``, which runs first).
+"""
 
 from cmmerge.data.prepare import PrepareParams, prepare
 from cmmerge.params import load_section
@@ -6,7 +10,7 @@ from cmmerge.runner import stage_main
 
 
 def main() -> None:
-    prepare(load_section("prepare", PrepareParams), "data/prepared", "metrics/data.json")
+    prepare(load_section("prepare", PrepareParams), "data/prepared", "metrics/data.json", transfer_dir="data/transfer")
 
 
 if __name__ == "__main__":

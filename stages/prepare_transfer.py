@@ -1,4 +1,8 @@
-"""DVC stage ``prepare_transfer@<pair>``: a transfer pair's test set, in the task's label set."""
+"""DVC stage ``prepare_transfer@<pair>``: a transfer pair's test set, labels mapped, every row kept.
+
+It runs before ``prepare``, which checks its labels against the task's and removes its texts from the task's
+training and dev data.
+"""
 
 import sys
 
@@ -14,9 +18,7 @@ def main() -> None:
     params = load_yaml("params.yaml")
     spec = from_dict(DatasetSpec, params["transfer"][pair], where=f"params.yaml: transfer.{pair}")
     cleaning = from_dict(CleaningParams, params["prepare"].get("cleaning", {}), where="params.yaml: prepare.cleaning")
-    prepare_transfer(
-        pair, spec, cleaning, "data/prepared", f"data/transfer/{pair}", f"metrics/data_transfer/{pair}.json"
-    )
+    prepare_transfer(pair, spec, cleaning, f"data/transfer/{pair}", f"metrics/data_transfer/{pair}.json")
 
 
 if __name__ == "__main__":

@@ -81,18 +81,27 @@ def clean_text(text: str, params: CleaningParams, counts: Counter | None = None)
     return collapsed
 
 
-def clean_rows(rows: Iterable[dict], params: CleaningParams, counts: Counter) -> list[dict]:
-    """Clean texts; drop rows that end up (nearly) empty and exact duplicates, counting each reason."""
+def clean_rows(rows: Iterable[dict], params: CleaningParams, counts: Counter, keep_all: bool = False) -> list[dict]:
+    """Clean texts; drop rows that end up (nearly) empty and exact duplicates, counting each reason.
+
+    ``keep_all`` (official test splits): every row is kept, so scores stay comparable with published ones;
+    (nearly) empty texts and duplicates are only counted, as ``empty_kept`` and ``duplicate_kept``.
+    """
     out, seen = [], set()
     for row in rows:
         text = clean_text(row["text"], params, counts)
-        if len(text) < params.min_chars:
-            counts["dropped_empty"] += 1
-            continue
         key = normalise_key(text)
-        if params.drop_duplicates and key in seen:
-            counts["dropped_duplicate"] += 1
-            continue
+        if len(text) < params.min_chars:
+            if not keep_all:
+                counts["dropped_empty"] += 1
+                continue
+            counts["empty_kept"] += 1
+        elif key in seen:
+            if keep_all:
+                counts["duplicate_kept"] += 1
+            elif params.drop_duplicates:
+                counts["dropped_duplicate"] += 1
+                continue
         seen.add(key)
         out.append({**row, "text": text})
     return out

@@ -159,3 +159,27 @@ def test_cpt_corpus_containing_test_set(tmp_path):
     assert report["dropped_leak_in_eval"] == 4, "task test (2), task dev (1) and transfer test (1) texts removed"
     kept = (tmp_path / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
     assert sorted(kept) == ["aaj mausam accha hai", "kal milte hain"]
+
+
+def test_transfer_label_outside_the_task_labels_stops_prepare_cleanly(tmp_path):
+    """Stage level: prepare_transfer writes the pair whole; prepare then fails in one line, writing nothing."""
+    from pipeline.repo import copy_repo, edit_params, run
+
+    repo = copy_repo(tmp_path / "repo", with_git=False)
+    edit_params(repo, **{"transfer.en_es.label_map": {"neutral": "neutro"}})
+    proc = run(repo, "python", "stages/prepare_transfer.py", "en_es")
+    assert proc.returncode == 0, proc.stderr
+    written = (repo / "data/transfer/en_es/test.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(written) == len((repo / "data/demo/spanglish_sentiment/test.jsonl").read_text().splitlines())
+    metrics_before = (repo / "metrics/data.json").read_bytes()
+    proc = run(repo, "python", "stages/prepare.py")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("cmmerge: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0] == (
+        "cmmerge: error: data/transfer/en_es/test.jsonl (transfer pair 'en_es'): label(s) 'neutro' never occur in "
+        "the task's train split (train labels: negative, neutral, positive); map or drop them with label_map"
+    )
+    assert not (repo / "data/prepared").exists()
+    assert (repo / "metrics/data.json").read_bytes() == metrics_before, "metrics/data.json was rewritten"

@@ -101,11 +101,32 @@ def test_changing_finetune_params_reruns_all_fine_tuning_but_not_cpt(committed_r
     assert not stale & {"prepare", "corpus", "cpt", "synthesize", "base"}
 
 
-def test_changing_a_transfer_test_set_reruns_only_evaluation(committed_repo):
+def test_changing_a_transfer_test_set_reruns_prepare_which_de_leaks_against_it(committed_repo):
     path = committed_repo / "data/demo/spanglish_sentiment/test.jsonl"
     path.write_text(path.read_text() + '{"id": "new", "text": "la serie was increíble", "label": "positive"}\n')
     stale = stale_stages(committed_repo)
-    # the CPT corpus is de-leaked against every test set, so it is (correctly) rebuilt too
-    assert {"prepare_transfer@en_es", "corpus", "report"} <= stale
+    # training data are de-leaked against every test set (prepare), and so is the CPT corpus
+    assert {"prepare_transfer@en_es", "prepare", "corpus", "report"} <= stale
     assert {f"evaluate@{m}" for m in ALL_METHODS} <= stale
-    assert "prepare" not in stale and "finetune_en" not in stale
+    assert "base" not in stale
+
+
+def test_changing_the_task_data_leaves_the_transfer_test_sets_alone(committed_repo):
+    """A transfer test set is written whole, from its own source only: it does not depend on the task's data."""
+    path = committed_repo / "data/demo/hinglish_sentiment/train.jsonl"
+    path.write_text(path.read_text() + '{"id": "new", "text": "ekdum naya tweet", "label": "positive"}\n')
+    stale = stale_stages(committed_repo)
+    assert "prepare" in stale
+    assert not {s for s in stale if s.startswith("prepare_transfer@")}
+
+
+def test_prepare_runs_after_every_transfer_pair(tmp_path):
+    import networkx as nx
+    from dvc.repo import Repo
+
+    repo = copy_repo(tmp_path / "repo")
+    with Repo(str(repo)) as r:
+        graph = r.index.graph  # edges point from a stage to the stages it depends on
+        by_name = {s.name: s for s in graph.nodes}
+        assert "prepare_transfer@en_es" in {s.name for s in nx.descendants(graph, by_name["prepare"])}
+        assert "prepare" not in {s.name for s in nx.descendants(graph, by_name["prepare_transfer@en_es"])}
