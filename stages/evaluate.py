@@ -3,7 +3,7 @@
 import sys
 
 from cmmerge.eval.evaluate import EvaluateParams, evaluate_method
-from cmmerge.params import load_section
+from cmmerge.params import load_section, load_yaml
 from cmmerge.runner import stage_main
 
 
@@ -18,6 +18,7 @@ def main() -> None:
         metrics_path=f"metrics/eval/{method}.json",
         predictions_path=f"results/predictions/{method}.json",
         confusion_path=f"metrics/plots/confusion/{method}.json",
+        pairs=list(load_yaml("params.yaml").get("transfer") or {}),
     )
 
 

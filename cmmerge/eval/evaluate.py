@@ -44,12 +44,24 @@ def seed_dirs(models_dir: str | Path) -> dict[int, Path]:
     return found
 
 
-def test_sets(prepared_dir: str | Path, transfer_dir: str | Path | None) -> dict[str, Path]:
-    """The in-pair test set (``task``) and every transfer pair's test set, by name."""
+def test_sets(
+    prepared_dir: str | Path, transfer_dir: str | Path | None, pairs: list[str] | None = None
+) -> dict[str, Path]:
+    """The in-pair test set (``task``) and the transfer pairs' test sets, by name.
+
+    ``pairs`` names the configured pairs: DVC never deletes the folder of a pair that a later config
+    dropped, so without it a stale ``data/transfer/<pair>`` would be scored as if it were configured.
+    """
     sets = {"task": Path(prepared_dir) / "task" / "test.jsonl"}
     if transfer_dir is not None:
         for path in sorted(Path(transfer_dir).glob("*/test.jsonl")):
-            sets[path.parent.name] = path
+            if pairs is None or path.parent.name in pairs:
+                sets[path.parent.name] = path
+        missing = sorted(set(pairs or []) - set(sets))
+        if missing:
+            raise DataError(
+                f"{transfer_dir}: no test set of transfer pair(s) {', '.join(missing)} (run prepare_transfer)"
+            )
     return sets
 
 
@@ -91,10 +103,11 @@ def evaluate_method(
     metrics_path: str | Path,
     predictions_path: str | Path,
     confusion_path: str | Path,
+    pairs: list[str] | None = None,
 ) -> dict:
     labels = read_json(Path(prepared_dir) / "labels.json")
     seeds = seed_dirs(models_dir)
-    sets = test_sets(prepared_dir, transfer_dir)
+    sets = test_sets(prepared_dir, transfer_dir, pairs)
     rows = {name: read_jsonl(path) for name, path in sets.items()}
     preds: dict[str, dict[int, list[str]]] = {name: {} for name in sets}
     for seed, model_dir in seeds.items():

@@ -73,3 +73,17 @@ def test_bootstrap_interval_matches_a_hand_loop():
     assert out["boot_ci95_high"] == pytest.approx(hi)
     assert out["macro_f1"] == pytest.approx(np.mean([f1_score(gold, q, average="macro") for q in preds]))
     assert lo < out["macro_f1"] < hi
+
+
+def test_only_configured_transfer_pairs_are_scored(tmp_path):
+    """DVC never deletes data/transfer/<pair> of a pair a later config dropped: evaluate must not score it."""
+    from cmmerge.errors import DataError
+    from cmmerge.eval.evaluate import test_sets
+
+    for pair in ("en_es", "ta_en"):
+        (tmp_path / "transfer" / pair).mkdir(parents=True)
+        (tmp_path / "transfer" / pair / "test.jsonl").write_text("{}\n")
+    assert set(test_sets(tmp_path / "prepared", tmp_path / "transfer", ["ta_en"])) == {"task", "ta_en"}
+    assert set(test_sets(tmp_path / "prepared", tmp_path / "transfer", [])) == {"task"}
+    with pytest.raises(DataError, match=r"no test set of transfer pair\(s\) hi_ta"):
+        test_sets(tmp_path / "prepared", tmp_path / "transfer", ["hi_ta"])
