@@ -88,6 +88,7 @@ def build_report(
         "reference": ref,
         "test": params.test,
         "n_boot": params.n_boot,
+        "method_order": list(methods),  # the params' order (the JSON file itself is key-sorted)
         "methods": {m: {} for m in methods},
         "baselines": {b: {} for b in BASELINES},
         "label_sets": {},
@@ -162,7 +163,8 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
     sets, left = table_sets(summary)
     head = ["method", "in-pair macro-F1", *[f"transfer: {s}" for s in sets[1:]], "in-pair 95% CI (seeds × items)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m, entry in summary["methods"].items():
+    for m in summary.get("method_order", summary["methods"]):
+        entry = summary["methods"][m]
         cells = [f"`{m}`", *[_cell(entry[s], ref, alpha) for s in sets]]
         cells.append(f"[{100 * entry['task']['boot_ci95_low']:.1f}, {100 * entry['task']['boot_ci95_high']:.1f}]")
         lines.append("| " + " | ".join(cells) + " |")

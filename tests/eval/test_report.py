@@ -111,6 +111,7 @@ def test_summary_and_table(fake_run):
     assert summary["baselines"]["majority_class"]["task"]["predicts"] == "positive"
     table = (root / "report.md").read_text().splitlines()
     assert table[0].startswith("| method | in-pair macro-F1 | transfer: en_es |")
+    assert [line.split("|")[1].strip() for line in table[2:5]] == [f"`{m}`" for m in methods]  # params order
     row = {line.split("|")[1].strip(): line for line in table if line.startswith("| ")}
     assert "*, p" in row["`better_ft`"] and "*, p" not in row["`copy_ft`"]
     assert {"*majority_class*", "*stratified_random*"} <= set(row)
