@@ -110,12 +110,13 @@ def expand_predictions(record_dir: str | Path, method: str) -> dict:
     items = read_json(record_dir / "predictions" / "items.json")
     data = read_json(record_dir / "predictions" / f"{method}.json")
     labels = data["labels"]
+    label_of = dict(zip(_INDEX_CHARS, labels, strict=False))  # labels use the first len(labels) characters
     return {
         "labels": labels,
         "sets": {
             name: {
                 **items[name],
-                "pred": {seed: [labels[_INDEX_CHARS.index(c)] for c in codes] for seed, codes in seeds.items()},
+                "pred": {seed: [label_of[c] for c in codes] for seed, codes in seeds.items()},
             }
             for name, seeds in data["sets"].items()
         },

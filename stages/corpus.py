@@ -1,7 +1,7 @@
 """DVC stage ``corpus``: the CPT corpus (real and/or synthetic), cleaned and de-leaked, in data/corpus."""
 
 from cmmerge.data.corpus import CorpusParams, build_corpus
-from cmmerge.params import load_section
+from cmmerge.params import load_section, load_yaml
 from cmmerge.runner import stage_main
 
 
@@ -13,6 +13,7 @@ def main() -> None:
         transfer_dir="data/transfer",
         out_dir="data/corpus",
         metrics_path="metrics/corpus.json",
+        pairs=list(load_yaml("params.yaml").get("transfer") or {}),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from cmmerge.data.cleaning import CleaningParams, clean_rows, keys, remove_overlap
 from cmmerge.data.loaders import load_corpus
+from cmmerge.data.transfer import transfer_test_files
 from cmmerge.errors import DataError
 from cmmerge.fsutil import atomic_dir, read_jsonl, write_json
 
@@ -53,11 +54,12 @@ def corpus_files(path: str) -> list[Path]:
     raise DataError(f"{path}: corpus file or folder not found")
 
 
-def evaluation_texts(prepared_dir: str | Path, transfer_dir: str | Path | None = None) -> set[str]:
-    """Normalised texts of every evaluation split the pipeline scores (task dev/test, transfer tests)."""
+def evaluation_texts(
+    prepared_dir: str | Path, transfer_dir: str | Path | None = None, pairs: list[str] | None = None
+) -> set[str]:
+    """Normalised texts of every evaluation split the pipeline scores (task dev/test, configured transfer tests)."""
     paths = [Path(prepared_dir) / "task" / "dev.jsonl", Path(prepared_dir) / "task" / "test.jsonl"]
-    if transfer_dir is not None:
-        paths += sorted(Path(transfer_dir).glob("*/test.jsonl"))
+    paths += transfer_test_files(transfer_dir, pairs).values()
     found = set()
     for path in paths:
         if path.is_file():
@@ -72,7 +74,9 @@ def build_corpus(
     transfer_dir: str | Path | None,
     out_dir: str | Path,
     metrics_path: str | Path,
+    pairs: list[str] | None = None,
 ) -> dict:
+    """Write ``train.txt``/``valid.txt``; ``pairs`` names the configured transfer pairs (None: every folder)."""
     counts: Counter = Counter()
     rows: list[dict] = []
     sources: dict[str, int] = {}
@@ -89,7 +93,7 @@ def build_corpus(
         rows += [{"text": t} for t in lines]
     counts["rows_read"] = len(rows)
     rows = clean_rows(rows, params.cleaning, counts)
-    rows = remove_overlap(rows, evaluation_texts(prepared_dir, transfer_dir), counts, "dropped_leak_in_eval")
+    rows = remove_overlap(rows, evaluation_texts(prepared_dir, transfer_dir, pairs), counts, "dropped_leak_in_eval")
     rng = random.Random(params.seed)
     rng.shuffle(rows)
     if params.max_lines is not None and len(rows) > params.max_lines:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cmmerge.data.cleaning import CleaningParams, clean_rows, keys, normalise_key, remove_overlap
 from cmmerge.data.loaders import DatasetSpec, load_split
+from cmmerge.data.transfer import transfer_test_files
 from cmmerge.errors import DataError
 from cmmerge.fsutil import atomic_dir, read_jsonl, write_json, write_jsonl
 
@@ -99,13 +100,6 @@ def _check_labels(rows: list[dict], labels: list[str], where: str) -> None:
         )
 
 
-def read_transfer_tests(transfer_dir: str | Path | None) -> dict[str, tuple[Path, list[dict]]]:
-    """Every transfer pair's prepared test set under ``transfer_dir`` (``<pair>/test.jsonl``), by pair name."""
-    if transfer_dir is None:
-        return {}
-    return {path.parent.name: (path, read_jsonl(path)) for path in sorted(Path(transfer_dir).glob("*/test.jsonl"))}
-
-
 def _duplicates(rows: list[dict], min_chars: int) -> int:
     """Rows whose text (``normalise_key``) an earlier row already has; (nearly) empty texts are not counted."""
     seen: set[str] = set()
@@ -147,17 +141,19 @@ def prepare(
     out_dir: str | Path,
     metrics_path: str | Path,
     transfer_dir: str | Path | None = None,
+    pairs: list[str] | None = None,
 ) -> dict:
     """Write the task (and English) splits and the label set; return the counts written to metrics.
 
     ``transfer_dir`` holds the transfer pairs' test sets (written by :func:`prepare_transfer`): their texts
-    are removed from the training and dev data, and their labels must be task labels.
+    are removed from the training and dev data, and their labels must be task labels. ``pairs`` names the
+    configured pairs (None: every folder there).
     """
     c = {s: Counter() for s in ("train", "dev", "test")}
     train = _load_clean(params.task, "train", params.cleaning, c["train"])
     dev = _load_clean(params.task, "dev", params.cleaning, c["dev"])
     test = _load_clean(params.task, "test", params.cleaning, c["test"], keep_all=True)
-    transfer = read_transfer_tests(transfer_dir)
+    transfer = {name: (path, read_jsonl(path)) for name, path in transfer_test_files(transfer_dir, pairs).items()}
 
     # leakage, one way only: a test text (task or transfer) leaves train and dev; test sets stay whole
     test_keys = keys(test)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cmmerge.data.transfer import transfer_test_files
 from cmmerge.errors import DataError
 from cmmerge.eval.metrics import classification_metrics
 from cmmerge.eval.plots import confusion_records
@@ -47,22 +48,8 @@ def seed_dirs(models_dir: str | Path) -> dict[int, Path]:
 def test_sets(
     prepared_dir: str | Path, transfer_dir: str | Path | None, pairs: list[str] | None = None
 ) -> dict[str, Path]:
-    """The in-pair test set (``task``) and the transfer pairs' test sets, by name.
-
-    ``pairs`` names the configured pairs: DVC never deletes the folder of a pair that a later config
-    dropped, so without it a stale ``data/transfer/<pair>`` would be scored as if it were configured.
-    """
-    sets = {"task": Path(prepared_dir) / "task" / "test.jsonl"}
-    if transfer_dir is not None:
-        for path in sorted(Path(transfer_dir).glob("*/test.jsonl")):
-            if pairs is None or path.parent.name in pairs:
-                sets[path.parent.name] = path
-        missing = sorted(set(pairs or []) - set(sets))
-        if missing:
-            raise DataError(
-                f"{transfer_dir}: no test set of transfer pair(s) {', '.join(missing)} (run prepare_transfer)"
-            )
-    return sets
+    """The in-pair test set (``task``) and the configured transfer pairs' test sets, by name."""
+    return {"task": Path(prepared_dir) / "task" / "test.jsonl", **transfer_test_files(transfer_dir, pairs)}
 
 
 def _aggregate(per_seed: dict[int, dict]) -> dict:

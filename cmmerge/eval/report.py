@@ -26,6 +26,7 @@ from cmmerge.eval.stats import (
     two_level_interval,
 )
 from cmmerge.fsutil import atomic_file, read_json, read_jsonl, write_json
+from cmmerge.params import require
 
 log = logging.getLogger(__name__)
 BASELINES = ("majority_class", "stratified_random")
@@ -43,10 +44,8 @@ class ReportParams:
     in_pair: str = "task"  # the in-pair test set's name in the transfer matrix (e.g. en_hi)
 
     def validate(self, where: str) -> None:
-        if self.n_boot < 1:
-            raise DataError(f"{where}.n_boot must be a positive number of resamples, got {self.n_boot}")
-        if not 0 < self.alpha < 1:
-            raise DataError(f"{where}.alpha must be in (0, 1), got {self.alpha}")
+        require(self.n_boot >= 1, f"{where}.n_boot must be a positive number of resamples, got {self.n_boot}")
+        require(0 < self.alpha < 1, f"{where}.alpha must be in (0, 1), got {self.alpha}")
 
 
 def _read_run(method: str, eval_dir: Path, predictions_dir: Path) -> tuple[dict, dict]:
@@ -102,28 +101,29 @@ def build_report(
             other = runs[m][1]["sets"].get(name)
             if other is None or other["ids"] != data["ids"] or other["gold"] != gold:
                 raise DataError(f"{name}: the test items of '{m}' and '{methods[0]}' differ; rerun evaluate for both")
-        summary["label_sets"][name] = {
-            "gold": sorted(set(gold)),
-            "matches_task": set(gold) == set(labels),
-            "n": len(gold),
-        }
+        matches = set(gold) == set(labels)
+        summary["label_sets"][name] = {"gold": sorted(set(gold)), "matches_task": matches, "n": len(gold)}
         summary["baselines"]["majority_class"][name] = majority_baseline(gold, train_labels)
         summary["baselines"]["stratified_random"][name] = stratified_baseline(gold, train_labels)
         preds = {m: list(runs[m][1]["sets"][name]["pred"].values()) for m in methods}
         scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.seed)
         for m in methods:
             per_seed = _seed_f1(runs[m][0], name)
-            stats = seed_interval(list(per_seed.values()))
-            stats.update(two_level_interval(scores[m], params.seed))
-            stats["seeds"] = per_seed
-            if ref is not None and m != ref:
-                ref_mean = seed_interval(list(_seed_f1(runs[ref][0], name).values()))["mean"]
-                stats[f"vs_{ref}"] = two_level_bootstrap(scores[m], scores[ref], stats["mean"], ref_mean, params.seed)
-                tests.append((m, name))
-            summary["methods"][m][name] = stats
+            stats = {**seed_interval(list(per_seed.values())), **two_level_interval(scores[m], params.seed)}
+            summary["methods"][m][name] = {**stats, "seeds": per_seed}
             summary["predicted_labels"][m][name] = {
                 s: label_distribution(p, labels) for s, p in runs[m][1]["sets"][name]["pred"].items()
             }
+        # a test set whose labels differ from the task's is not in the table, so it is not tested either
+        if ref is None or not _in_table(name, matches):
+            continue
+        for m in methods:
+            if m != ref:
+                here, there = summary["methods"][m][name], summary["methods"][ref][name]
+                here[f"vs_{ref}"] = two_level_bootstrap(
+                    scores[m], scores[ref], here["mean"], there["mean"], params.seed
+                )
+                tests.append((m, name))
     # one family per table: every comparison with the reference, over methods and test sets
     adjusted = holm([summary["methods"][m][name][f"vs_{ref}"]["p_value"] for m, name in tests])
     for (m, name), p in zip(tests, adjusted, strict=True):
@@ -141,11 +141,13 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     if test is not None:
         p = test["p_holm"]
         mark = "*" if p < alpha else ""
-        shown = (
-            f"p<{1 / (test['n_boot'] + 1):.0e}".replace("e-0", "e-") if p <= 1 / (test["n_boot"] + 1) else f"p={p:.3f}"
-        )
-        text += f" ({100 * test['delta_macro_f1']:+.1f}{mark}, {shown})"
+        text += f" ({100 * test['delta_macro_f1']:+.1f}{mark}, {'p<0.001' if p < 0.0005 else f'p={p:.3f}'})"
     return text
+
+
+def _in_table(name: str, labels_match: bool) -> bool:
+    """The in-pair set is always shown; a transfer set only where its gold labels are the task's."""
+    return name == "task" or labels_match
 
 
 def table_sets(summary: dict) -> tuple[list[str], list[str]]:
@@ -153,7 +155,7 @@ def table_sets(summary: dict) -> tuple[list[str], list[str]]:
     shown, left = ["task"], []
     for name, info in summary["label_sets"].items():
         if name != "task":
-            (shown if info["matches_task"] else left).append(name)
+            (shown if _in_table(name, info["matches_task"]) else left).append(name)
     return shown, left
 
 

@@ -62,31 +62,41 @@ def _macro_f1_of_counts(counts: np.ndarray) -> np.ndarray:
     return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
 
 
+def _run_f1(codes: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
+    """Macro-F1 of every run (row of ``codes``) on each row of resample indices ``idx``: ``(n_runs, B)``."""
+    n_rows = idx.shape[0]
+    offsets = (np.arange(n_rows) * k * k)[:, None]
+    out = np.empty((len(codes), n_rows))
+    for r, run_codes in enumerate(codes):
+        cells = (run_codes[idx] + offsets).ravel()
+        out[r] = _macro_f1_of_counts(np.bincount(cells, minlength=n_rows * k * k).reshape(n_rows, k, k))
+    return out
+
+
 def _seed_mean_f1(codes: np.ndarray, k: int, idx: np.ndarray) -> np.ndarray:
     """Seed-averaged macro-F1 for each row of resample indices ``idx`` (shape ``(B, n)``)."""
-    n_rows = idx.shape[0]
-    out = np.zeros(n_rows)
-    offsets = (np.arange(n_rows) * k * k)[:, None]
-    for seed_codes in codes:
-        cells = (seed_codes[idx] + offsets).ravel()
-        counts = np.bincount(cells, minlength=n_rows * k * k).reshape(n_rows, k, k)
-        out += _macro_f1_of_counts(counts)
-    return out / len(codes)
+    return _run_f1(codes, k, idx).mean(axis=0)
 
 
-def _resample_scores(codes_list: list[np.ndarray], k: int, n: int, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Scores of each system on the same ``n_boot`` resamples (drawn in blocks to bound memory)."""
+def _resampled_run_f1(codes: np.ndarray, k: int, n_boot: int, seed: int) -> np.ndarray:
+    """:func:`_run_f1` on ``n_boot`` item resamples drawn from ``seed``, in blocks to bound memory."""
+    n = codes.shape[1]
     rng = np.random.default_rng(seed)
-    out: list[list[np.ndarray]] = [[] for _ in codes_list]
+    out = np.empty((len(codes), n_boot))
     block = max(1, min(n_boot, 2_000_000 // max(n, 1)))
-    done = 0
-    while done < n_boot:
+    for start in range(0, n_boot, block):
         # one draw per resample, in order, so a resample is the same whatever the block size
-        idx = np.stack([rng.integers(0, n, n) for _ in range(min(block, n_boot - done))])
-        for acc, codes in zip(out, codes_list, strict=True):
-            acc.append(_seed_mean_f1(codes, k, idx))
-        done += len(idx)
-    return [np.concatenate(acc) for acc in out]
+        idx = np.stack([rng.integers(0, n, n) for _ in range(min(block, n_boot - start))])
+        out[:, start : start + len(idx)] = _run_f1(codes, k, idx)
+    return out
+
+
+def _two_sided_p(diffs: np.ndarray) -> float:
+    """Twice the smaller share of resampled differences on either side of 0, floored at 1/(B+1); 1 if all are 0."""
+    if np.all(diffs == 0):
+        return 1.0
+    tail = min(np.mean(diffs <= 0), np.mean(diffs >= 0))
+    return float(min(1.0, max(2 * tail, 1 / (len(diffs) + 1))))
 
 
 def bootstrap_interval(
@@ -98,9 +108,8 @@ def bootstrap_interval(
 ) -> dict:
     """Percentile bootstrap 95% interval of the seed-averaged macro-F1, resampling test items."""
     codes, k = _encode(gold, preds, labels)
-    n = codes.shape[1]
-    point = float(_seed_mean_f1(codes, k, np.arange(n)[None, :])[0])
-    (samples,) = _resample_scores([codes], k, n, n_boot, seed)
+    point = float(_seed_mean_f1(codes, k, np.arange(codes.shape[1])[None, :])[0])
+    samples = _resampled_run_f1(codes, k, n_boot, seed).mean(axis=0)
     lo, hi = np.percentile(samples, [2.5, 97.5])
     return {"macro_f1": point, "boot_ci95_low": float(lo), "boot_ci95_high": float(hi), "n_boot": n_boot}
 
@@ -119,19 +128,12 @@ def paired_bootstrap(
     The two-sided p-value is twice the smaller tail of the resampled difference around zero
     (Koehn 2004; Berg-Kirkpatrick et al. 2012), floored at 1/(n_boot+1).
     """
+    scores = resampled_seed_scores(gold, {"a": preds_a, "b": preds_b}, labels, n_boot, seed)
     codes, k = _encode(gold, [*preds_a, *preds_b], labels)
-    ca, cb = codes[: len(preds_a)], codes[len(preds_a) :]
-    n = codes.shape[1]
-    full = np.arange(n)[None, :]
-    delta = float(_seed_mean_f1(ca, k, full)[0] - _seed_mean_f1(cb, k, full)[0])
-    score_a, score_b = _resample_scores([ca, cb], k, n, n_boot, seed)
-    diffs = score_a - score_b
-    if np.all(diffs == 0):
-        p = 1.0
-    else:
-        tail = min(np.mean(diffs <= 0), np.mean(diffs >= 0))
-        p = float(min(1.0, max(2 * tail, 1 / (n_boot + 1))))
-    return {"delta_macro_f1": float(delta), "p_value": p, "n_boot": n_boot}
+    full = np.arange(codes.shape[1])[None, :]
+    delta = float(_seed_mean_f1(codes[: len(preds_a)], k, full)[0] - _seed_mean_f1(codes[len(preds_a) :], k, full)[0])
+    p = _two_sided_p(scores["a"].mean(axis=0) - scores["b"].mean(axis=0))
+    return {"delta_macro_f1": delta, "p_value": p, "n_boot": n_boot}
 
 
 def approximate_randomization(
@@ -187,27 +189,11 @@ def resampled_seed_scores(
     system, an array ``(n_runs, n_boot)``: row ``s`` is run ``s`` scored on each resample. All systems
     see the same item resamples (drawn from ``seed``), so differences between them are paired over
     items; :func:`two_level_bootstrap` then resamples the runs. One bincount per run and block of
-    resamples: 10,000 resamples of 3,000 items cost about a second per run on one core.
+    resamples (``python benchmarks/stats.py`` times it at the real experiment's size).
     """
     names = list(preds)
-    runs = [p for name in names for p in preds[name]]
-    codes, k = _encode(gold, runs, labels)
-    n = codes.shape[1]
-    rng = np.random.default_rng(seed)
-    out = np.zeros((len(runs), n_boot))
-    offsets_cache: dict[int, np.ndarray] = {}
-    block = max(1, min(n_boot, 2_000_000 // max(n, 1)))
-    done = 0
-    while done < n_boot:
-        m = min(block, n_boot - done)
-        # one draw per resample, in order, so a resample is the same whatever the block size
-        idx = np.stack([rng.integers(0, n, n) for _ in range(m)])
-        offsets = offsets_cache.setdefault(m, (np.arange(m) * k * k)[:, None])
-        for r, run_codes in enumerate(codes):
-            cells = (run_codes[idx] + offsets).ravel()
-            counts = np.bincount(cells, minlength=m * k * k).reshape(m, k, k)
-            out[r, done : done + m] = _macro_f1_of_counts(counts)
-        done += m
+    codes, k = _encode(gold, [p for name in names for p in preds[name]], labels)
+    out = _resampled_run_f1(codes, k, n_boot, seed)
     result, start = {}, 0
     for name in names:
         result[name] = out[start : start + len(preds[name])]
@@ -240,11 +226,7 @@ def two_level_bootstrap(
     n_boot = scores_a.shape[1]
     rng = np.random.default_rng(seed)
     diffs = _resample_runs(scores_a, rng) - _resample_runs(scores_b, rng)
-    if np.all(diffs == 0):
-        p = 1.0
-    else:
-        tail = min(np.mean(diffs <= 0), np.mean(diffs >= 0))
-        p = float(min(1.0, max(2 * tail, 1 / (n_boot + 1))))
+    p = _two_sided_p(diffs)
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return {
         "delta_macro_f1": float(point_a - point_b),

@@ -260,3 +260,21 @@ def test_real_bohra_test_set_keeps_every_official_row(in_root, tmp_path):
     test = _read(tmp_path / "prepared/task/test.jsonl")
     assert len(official) == 458 and [r["id"] for r in test] == [r["id"] for r in official]
     assert report["transfer"] == {} and report["test_overlap"] == {}
+
+
+def test_only_configured_transfer_pairs_are_read(tmp_path):
+    """DVC never deletes data/transfer/<pair> of a dropped pair: prepare and corpus ignore it when given the pairs."""
+    from cmmerge.data.corpus import evaluation_texts
+    from cmmerge.data.transfer import transfer_test_files
+
+    _jsonl(tmp_path / "transfer/stale/test.jsonl", [{"id": "s0", "text": "stale pair text", "label": "neutral"}])
+    task = _task(tmp_path / "task", train=[*TRAIN, ("stale pair text", "neutral")])
+    params = PrepareParams(task=DatasetSpec(path=str(task)))
+    configured = prepare(params, tmp_path / "a", tmp_path / "a.json", tmp_path / "transfer", pairs=[])
+    assert configured["task"]["train"]["dropped_leak_in_transfer_test"] == 0 and configured["transfer"] == {}
+    every = prepare(params, tmp_path / "b", tmp_path / "b.json", tmp_path / "transfer")
+    assert every["task"]["train"]["dropped_leak_in_transfer_test"] == 1
+    assert "stale pair text" not in evaluation_texts(tmp_path / "a", tmp_path / "transfer", pairs=[])
+    assert "stale pair text" in evaluation_texts(tmp_path / "a", tmp_path / "transfer")
+    with pytest.raises(DataError, match=r"no test set of transfer pair\(s\) ta_en \(run prepare_transfer\)"):
+        transfer_test_files(tmp_path / "transfer", ["ta_en"])

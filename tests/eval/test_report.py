@@ -137,6 +137,9 @@ def test_transfer_column_only_where_label_sets_match(fake_run):
         root / "train.jsonl",
     )
     assert summary["label_sets"]["en_es"]["matches_task"] is False
+    # a set left out of the table is left out of its tests and of Holm's family
+    assert summary["n_comparisons"] == 2
+    assert all("vs_full_ft" not in summary["methods"][m]["en_es"] for m in methods)
     text = (root / "r.md").read_text()
     assert "transfer: en_es" not in text.splitlines()[0]
     assert "Not shown: transfer to en_es (its labels negative, positive differ" in text

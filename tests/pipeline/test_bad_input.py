@@ -87,6 +87,8 @@ def test_params_of_the_wrong_type(repo, stage, key, value, expected, out):
 
 def test_good_prepare_writes_counts(repo):
     """The control: the same copy with untouched params prepares the data and counts what it dropped."""
+    # prepare reads the configured transfer pair's test set (its dep, written by prepare_transfer@en_es)
+    assert run(repo, "python", "stages/prepare_transfer.py", "en_es").returncode == 0
     proc = run(repo, "python", "stages/prepare.py")
     assert proc.returncode == 0, proc.stderr
     counts = json.loads((repo / "metrics/data.json").read_text())
