@@ -60,8 +60,9 @@ def _cpt(args) -> None:
 
 def _finetune(args) -> None:
     from cmmerge.train.finetune import FinetuneParams, run_finetune
+    from cmmerge.train.recipe import resolve_recipe
 
-    params = _params(args, "finetune", FinetuneParams)
+    params = resolve_recipe(_params(args, "finetune", FinetuneParams), args.recipe)
     seed = params.seeds[0] if args.seed is None else args.seed
     run_finetune(args.init, args.train, args.labels, params, seed, args.out, args.live)
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default="data/prepared/labels.json")
     p.add_argument("--seed", type=int, default=None, help="default: the first of finetune.seeds")
     p.add_argument("--live", default="metrics/train/finetune")
+    p.add_argument("--recipe", default="metrics/recipe.json", help="the recipe stage's record, read for 'dev' values")
 
     p = add("evaluate", _evaluate, "score a method's seed<k> models on the test sets (params section 'evaluate')")
     p.add_argument("method")

@@ -2,15 +2,16 @@
 
 import sys
 
-from cmmerge.params import from_dict, load_section, load_yaml
+from cmmerge.params import from_dict, load_yaml
 from cmmerge.runner import stage_main
-from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune
+from cmmerge.train.finetune import MethodSpec, run_finetune
+from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
     method = sys.argv[1]
     spec = from_dict(MethodSpec, load_yaml("params.yaml")["methods"][method], where=f"params.yaml: methods.{method}")
-    p = load_section("finetune", FinetuneParams)
+    p = spec.scaled(load_finetune_params("metrics/recipe.json"), where=f"methods.{method}")
     for seed in p.seeds:
         run_finetune(
             spec.init,

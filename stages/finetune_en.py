@@ -1,12 +1,12 @@
 """DVC stage ``finetune_en``: θ_en, the base fine-tuned on English task data (for τ_en and seq_ft)."""
 
-from cmmerge.params import load_section
 from cmmerge.runner import stage_main
-from cmmerge.train.finetune import FinetuneParams, run_finetune
+from cmmerge.train.finetune import run_finetune
+from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    p = load_section("finetune", FinetuneParams)
+    p = load_finetune_params("metrics/recipe.json")
     run_finetune(
         "models/base",
         "data/prepared/english",

@@ -1,5 +1,7 @@
 """DVC stage ``merge``: θ_base + λ·τ_cpt (models/merged/ta), TIES(θ_base; τ_cpt [, τ_en]) (models/merged/ties),
-and a layer swap of the code-mixed expert θ_cpt and the English task expert θ_en (models/merged/swap).
+TIES(θ_base; τ_cpt) with the same settings but never τ_en (models/merged/ties_cpt: the ablation that tells
+what of the TIES gain comes from the English task labels), and a layer swap of the code-mixed expert θ_cpt
+and the English task expert θ_en (models/merged/swap).
 
 Each output is a complete checkpoint written by the streaming merge engine; each carries a
 manifest of only its own method and parameters, so changing the TIES settings leaves the task
@@ -71,6 +73,7 @@ def main() -> None:
         "models": [{**m, "parameters": {"weight": 1.0}} for m in models],
         "parameters": {"density": p.ties.density, "lambda": p.ties.lam, "sign_election": p.ties.sign_election},
     }
+    ties_cpt = {**ties, "models": [{**models[0], "parameters": {"weight": 1.0}}]}
     swap = {
         **common,
         "merge_method": "layer_swap",
@@ -88,6 +91,7 @@ def main() -> None:
     }
     run_merge(MergeConfig.from_dict(ta, where="params.yaml: merge"), "models/merged/ta")
     run_merge(MergeConfig.from_dict(ties, where="params.yaml: merge.ties"), "models/merged/ties")
+    run_merge(MergeConfig.from_dict(ties_cpt, where="params.yaml: merge.ties"), "models/merged/ties_cpt")
     run_merge(MergeConfig.from_dict(swap, where="params.yaml: merge.swap"), "models/merged/swap")
 
 

@@ -4,7 +4,7 @@ from cmmerge.eval.evaluate import EvaluateParams
 from cmmerge.eval.sweep import SweepParams, run_sweep
 from cmmerge.params import load_section
 from cmmerge.runner import stage_main
-from cmmerge.train.finetune import FinetuneParams
+from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
         "data/prepared/task/test.jsonl",
         "data/prepared/labels.json",
         load_section("sweep", SweepParams),
-        load_section("finetune", FinetuneParams),
+        load_finetune_params("metrics/recipe.json"),
         work_dir="models/sweep",
         out_path="metrics/sweep.json",
         eval_batch_size=load_section("evaluate", EvaluateParams).batch_size,

@@ -33,3 +33,11 @@ class Classifier:
                     pred_ids[i] = p
         id2label = self.model.config.id2label
         return [id2label[i] for i in pred_ids]
+
+
+def macro_f1(model_dir: str | Path, rows: list[dict], labels: list[str], max_length: int, batch_size: int) -> float:
+    """Macro-F1 of the classifier at ``model_dir`` on prepared ``rows`` (``text``/``label``), as ``evaluate`` scores."""
+    from cmmerge.eval.metrics import classification_metrics
+
+    pred = Classifier(model_dir, max_length, batch_size).predict([r["text"] for r in rows])
+    return classification_metrics([r["label"] for r in rows], pred, labels)["macro_f1"]

@@ -67,14 +67,6 @@ def lambda_from_sweep(path: str | Path) -> float:
     return lam
 
 
-def _score(model_dir: Path, rows: list[dict], labels: list[str], max_length: int, batch_size: int) -> float:
-    from cmmerge.eval.metrics import classification_metrics
-    from cmmerge.eval.predict import Classifier
-
-    pred = Classifier(model_dir, max_length, batch_size).predict([r["text"] for r in rows])
-    return classification_metrics([r["label"] for r in rows], pred, labels)["macro_f1"]
-
-
 def run_sweep(
     base: str | Path,
     cpt: str | Path,
@@ -98,6 +90,7 @@ def run_sweep(
 
     import numpy as np
 
+    from cmmerge.eval.predict import macro_f1
     from cmmerge.merge import MergeConfig, run_merge
     from cmmerge.train.finetune import run_finetune
 
@@ -126,8 +119,8 @@ def run_sweep(
             out = work_dir / tag / f"seed{seed}"
             # resume=False: a sweep point is cheap and a stale checkpoint from another grid must not leak in
             run_finetune(merged, train_dir, labels_path, ft, seed, out, work_dir / tag / f"live{seed}", resume=False)
-            dev[seed] = _score(out, dev_rows, labels, ft.max_length, eval_batch_size)
-            test[seed] = _score(out, test_rows, labels, ft.max_length, eval_batch_size)
+            dev[seed] = macro_f1(out, dev_rows, labels, ft.max_length, eval_batch_size)
+            test[seed] = macro_f1(out, test_rows, labels, ft.max_length, eval_batch_size)
         row = {
             "lambda": float(lam),
             "dev_macro_f1": float(np.mean(list(dev.values()))),

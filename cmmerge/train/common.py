@@ -6,6 +6,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from transformers import TrainerCallback
 
@@ -36,10 +37,12 @@ class LoraParams:
 class OptimParams:
     """Optimisation settings common to CPT and fine-tuning."""
 
-    epochs: float = 1.0
+    # fine-tuning may give "dev" for epochs and learning_rate: the cell of the recipe grid with the best
+    # dev macro-F1 (stages/recipe.py, cmmerge.train.recipe); CPT takes numbers only
+    epochs: float | Literal["dev"] = 1.0
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 32
-    learning_rate: float = 5e-5
+    learning_rate: float | Literal["dev"] = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     lr_scheduler: str = "linear"
@@ -53,12 +56,17 @@ class OptimParams:
     def validate(self, where: str) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size must be a positive integer, got {self.batch_size}")
-        if self.learning_rate <= 0:
+        if self.learning_rate != "dev" and self.learning_rate <= 0:
             raise ConfigError(f"{where}.learning_rate must be positive, got {self.learning_rate}")
-        if self.epochs <= 0 and self.max_steps <= 0:
+        if self.epochs != "dev" and self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError(f"{where}: set epochs > 0 or max_steps > 0")
         if self.checkpoint_steps < 0:
             raise ConfigError(f"{where}.checkpoint_steps must be >= 0, got {self.checkpoint_steps}")
+
+    @property
+    def from_dev(self) -> bool:
+        """True if the learning rate or the epochs are to be chosen on dev (the recipe stage)."""
+        return "dev" in (self.learning_rate, self.epochs)
 
 
 def apply_lora(model, lora: LoraParams, task_type: str):
@@ -92,6 +100,11 @@ def training_arguments(output_dir: str | Path, optim: OptimParams, seed: int, **
     """Trainer arguments for a CPU/GPU-agnostic, deterministic run that logs only to DVCLive."""
     from transformers import TrainingArguments
 
+    if optim.from_dev:
+        raise ConfigError(
+            "the learning rate or epochs are 'dev' but were not resolved from the recipe stage's dev grid "
+            "(cmmerge.train.recipe.resolve_recipe); give numbers or run through the pipeline"
+        )
     kwargs = dict(
         use_cpu=cpu_only(),
         output_dir=str(output_dir),

@@ -37,10 +37,17 @@ class CptParams:
     # train only the pre-training head for this many first steps: a head initialised at random (the
     # embedded default ships none) would otherwise send large, meaningless gradients into the encoder
     head_warmup_steps: int = 0
+    # stop once the validation loss (scored after every epoch) has not improved for this many epochs, and keep
+    # the weights of the best epoch; optim.epochs is then the most it may run. 0: run all epochs, keep the last
+    early_stopping_patience: int = 0
     seed: int = 13
     optim: OptimParams = field(default_factory=OptimParams)
 
     def validate(self, where: str) -> None:
+        if self.optim.from_dev:
+            raise ConfigError(f"{where}.optim: learning_rate and epochs must be numbers ('dev' is for fine-tuning)")
+        if self.early_stopping_patience < 0:
+            raise ConfigError(f"{where}.early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if self.head_warmup_steps < 0:
             raise ConfigError(f"{where}.head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
         if self.max_length < 8:
@@ -159,7 +166,7 @@ def run_cpt(
     when started again with the same params and inputs (``resume=False`` always starts afresh).
     """
     import datasets
-    from transformers import DataCollatorForLanguageModeling, Trainer, set_seed
+    from transformers import DataCollatorForLanguageModeling, EarlyStoppingCallback, Trainer, set_seed
 
     base_dir, corpus_dir = str(base_dir), Path(corpus_dir)
     config = load_config(base_dir)
@@ -200,9 +207,25 @@ def run_cpt(
     callbacks = [LiveLogger(live_dir)]
     if params.head_warmup_steps and not params.optim.lora.enabled:
         callbacks.append(_head_warmup_callback(model, params.head_warmup_steps))
+    stopping = {}
+    if params.early_stopping_patience:
+        if not valid_blocks:
+            raise ConfigError(
+                "cpt.early_stopping_patience needs a validation split, but the corpus has no valid.txt text: "
+                "set corpus.valid_fraction > 0 or cpt.early_stopping_patience: 0"
+            )
+        # a checkpoint per epoch, so the best one can be restored at the end (and a killed run resumes)
+        stopping = dict(save_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="eval_loss")
+        stopping["greater_is_better"] = False
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
     work, resume_from = prepare_run(out_dir, params, [base_dir, corpus_dir], resume)
     args = training_arguments(
-        work, params.optim, params.seed, eval_strategy="epoch" if valid_blocks else "no", prediction_loss_only=True
+        work,
+        params.optim,
+        params.seed,
+        eval_strategy="epoch" if valid_blocks else "no",
+        prediction_loss_only=True,
+        **stopping,
     )
     trainer = Trainer(
         model=model,
@@ -226,7 +249,16 @@ def run_cpt(
     }
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
-        summary.update(valid_loss=evals[-1], valid_perplexity=math.exp(min(evals[-1], 50)))
+        # with early stopping the best epoch's weights are kept, so its loss is the model's
+        kept = min(evals) if stopping else evals[-1]
+        # the whole curve is in metrics/train/cpt (eval/loss)
+        summary.update(valid_loss=kept, valid_perplexity=math.exp(min(kept, 50)))
+        if stopping:
+            summary.update(
+                best_epoch=evals.index(kept) + 1,
+                epochs_run=len(evals),
+                stopped_early=len(evals) < math.ceil(float(params.optim.epochs)),
+            )
     if params.optim.lora.enabled:
         model = model.merge_and_unload()  # τ_cpt is a full-weight difference either way
 

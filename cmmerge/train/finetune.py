@@ -59,10 +59,27 @@ class MethodSpec:
     train: str = "data/prepared/task"
     freeze: BlockSelection | None = None
     revert: BlockSelection | None = None
+    # multiplies finetune.optim.epochs for this method: a compute-matched control, e.g. full_ft on the task
+    # data with 2× the epochs takes as many optimiser steps as joint_ft on task + English data of equal size
+    epoch_scale: float = 1.0
 
     def validate(self, where: str) -> None:
         if self.freeze is not None and self.revert is not None:
             raise ConfigError(f"{where}: give freeze or revert, not both (they are the two sides of one comparison)")
+        if self.epoch_scale <= 0:
+            raise ConfigError(f"{where}.epoch_scale must be positive, got {self.epoch_scale}")
+
+    def scaled(self, params: FinetuneParams, where: str) -> FinetuneParams:
+        """``params`` with this method's epochs (``epoch_scale`` × the shared recipe's)."""
+        if self.epoch_scale == 1.0:
+            return params
+        optim = params.optim
+        if optim.epochs == "dev" or optim.max_steps > 0:
+            raise ConfigError(
+                f"{where}.epoch_scale needs finetune.optim.epochs as a number (resolved from dev first) and no "
+                f"max_steps; got epochs={optim.epochs!r}, max_steps={optim.max_steps}"
+            )
+        return dataclasses.replace(params, optim=dataclasses.replace(optim, epochs=optim.epochs * self.epoch_scale))
 
 
 def selected_parameters(model, selection: BlockSelection) -> list[str]:

@@ -1,0 +1,30 @@
+"""DVC stage ``recipe``: full_ft's dev macro-F1 over a learning rate × epochs grid → metrics/recipe.json.
+
+``finetune.optim.learning_rate: dev`` / ``epochs: dev`` then take the best cell (cmmerge.train.recipe).
+"""
+
+from cmmerge.eval.evaluate import EvaluateParams
+from cmmerge.params import load_section
+from cmmerge.runner import stage_main
+from cmmerge.train.finetune import FinetuneParams
+from cmmerge.train.recipe import RecipeParams, run_recipe
+
+
+def main() -> None:
+    evaluate = load_section("evaluate", EvaluateParams)
+    run_recipe(
+        "models/base",
+        "data/prepared/task",
+        "data/prepared/labels.json",
+        load_section("recipe", RecipeParams),
+        load_section("finetune", FinetuneParams),
+        work_dir="models/recipe",
+        out_path="metrics/recipe.json",
+        grid_path="metrics/recipe_grid.json",
+        eval_max_length=evaluate.max_length,
+        eval_batch_size=evaluate.batch_size,
+    )
+
+
+if __name__ == "__main__":
+    stage_main(main)
