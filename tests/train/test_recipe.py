@@ -1,0 +1,125 @@
+"""The fine-tuning recipe chosen on dev, compute-matched epochs, and CPT stopped on validation loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cmmerge.errors import ConfigError
+from cmmerge.eval.predict import macro_f1
+from cmmerge.fsutil import read_jsonl
+from cmmerge.models import export_base
+from cmmerge.params import from_dict
+from cmmerge.train.common import OptimParams, training_arguments
+from cmmerge.train.cpt import CptParams, run_cpt
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune
+from cmmerge.train.recipe import RecipeParams, best_cell, resolve_recipe, run_recipe
+
+
+def test_best_cell_is_the_best_dev_mean_and_the_first_on_a_tie():
+    cells = [
+        {"learning_rate": 1e-4, "epochs": 1.0, "dev_macro_f1": 0.5},
+        {"learning_rate": 1e-4, "epochs": 2.0, "dev_macro_f1": 0.7},
+        {"learning_rate": 3e-4, "epochs": 1.0, "dev_macro_f1": 0.7},
+    ]
+    assert best_cell(cells) is cells[1]
+    with pytest.raises(ConfigError, match="rerun the recipe stage"):
+        best_cell([])
+    with pytest.raises(ConfigError, match=r"cell\(s\) \[0\]"):
+        best_cell([{"learning_rate": 1e-4}])
+
+
+def test_dev_values_are_resolved_from_the_record_and_refused_unresolved(tmp_path):
+    params = from_dict(FinetuneParams, {"optim": {"learning_rate": "dev", "epochs": 3}}, where="finetune")
+    with pytest.raises(ConfigError, match="run the recipe stage first"):
+        resolve_recipe(params, tmp_path / "recipe.json")
+    with pytest.raises(ConfigError, match="not resolved from the recipe"):
+        training_arguments(tmp_path / "work", params.optim, seed=1)
+    (tmp_path / "recipe.json").write_text(json.dumps({"chosen": {"learning_rate": 2e-5, "epochs": 8.0}}))
+    resolved = resolve_recipe(params, tmp_path / "recipe.json")
+    assert (resolved.optim.learning_rate, resolved.optim.epochs) == (2e-5, 3)  # only the `dev` value is taken
+    numbers = from_dict(FinetuneParams, {"optim": {"learning_rate": 1e-3, "epochs": 1}}, where="finetune")
+    assert resolve_recipe(numbers, tmp_path / "missing.json") is numbers  # no record needed without `dev`
+    with pytest.raises(ConfigError, match="must be numbers"):
+        from_dict(CptParams, {"optim": {"learning_rate": "dev"}}, where="cpt")
+    with pytest.raises(ConfigError, match="finetune.optim.learning_rate"):
+        from_dict(FinetuneParams, {"optim": {"learning_rate": "best"}}, where="finetune")
+
+
+def test_epoch_scale_doubles_the_recipe_epochs_and_needs_numbers():
+    params = FinetuneParams(optim=OptimParams(epochs=3.0))
+    spec = from_dict(MethodSpec, {"init": "models/base", "epoch_scale": 2.0}, where="methods.full_ft_2x")
+    assert spec.scaled(params, "methods.full_ft_2x").optim.epochs == 6.0
+    assert MethodSpec(init="m").scaled(params, "m") is params
+    with pytest.raises(ConfigError, match="epoch_scale needs finetune.optim.epochs as a number"):
+        spec.scaled(FinetuneParams(optim=OptimParams(max_steps=10)), "methods.full_ft_2x")
+    with pytest.raises(ConfigError, match="epoch_scale must be positive"):
+        from_dict(MethodSpec, {"init": "m", "epoch_scale": 0}, where="methods.x")
+
+
+def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    export_base(str(tiny_models["xlmr"]), base)
+    task, labels = prepared / "prepared" / "task", prepared / "prepared" / "labels.json"
+    finetune = FinetuneParams(
+        max_length=32, optim=OptimParams(batch_size=8, learning_rate="dev", epochs="dev", logging_steps=1)
+    )
+    grid = RecipeParams(learning_rates=[1e-5, 3e-3], epochs=[1, 2], seeds=[1, 2])
+    record = run_recipe(
+        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16
+    )
+    cells = record["cells"]
+    assert [(c["learning_rate"], c["epochs"]) for c in cells] == [(1e-5, 1), (1e-5, 2), (3e-3, 1), (3e-3, 2)]
+    rows = len(read_jsonl(task / "train.jsonl"))
+    per_epoch = -(-rows // 8)
+    assert [c["steps"] for c in cells] == [per_epoch, 2 * per_epoch] * 2
+    for c in cells:
+        assert c["dev_macro_f1"] == pytest.approx((c["dev_seed1"] + c["dev_seed2"]) / 2)
+    best = max(cells, key=lambda c: c["dev_macro_f1"])
+    written = json.loads((tmp_path / "recipe.json").read_text())
+    assert written["chosen"] == {k: best[k] for k in ("learning_rate", "epochs", "steps")}
+    assert json.loads((tmp_path / "grid.json").read_text()) == cells
+    assert not any((tmp_path / "work").glob("*/seed*")), "grid checkpoints are removed once scored"
+    # the score is evaluate's: rerunning the chosen cell and scoring it the same way gives the same number
+    chosen = resolve_recipe(finetune, tmp_path / "recipe.json")
+    run_finetune(base, task, labels, chosen, 1, tmp_path / "again", tmp_path / "live", resume=False)
+    assert macro_f1(tmp_path / "again", read_jsonl(task / "dev.jsonl"), json.loads(labels.read_text()), 32, 16) == (
+        pytest.approx(best["dev_seed1"])
+    )
+
+
+def test_cpt_stops_when_validation_loss_stops_improving_and_keeps_the_best_epoch(tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    export_base(str(tiny_models["bert"]), base, seed=1)
+    # constant learning rate: the first k epochs of a long run are then exactly a k-epoch run
+    optim = OptimParams(epochs=6, batch_size=8, learning_rate=5e-2, warmup_ratio=0.0, lr_scheduler="constant")
+    params = CptParams(max_length=32, early_stopping_patience=1, optim=optim)
+    summary = run_cpt(base, prepared / "corpus", params, tmp_path / "cpt", tmp_path / "live")
+    curve = [float(r.split("\t")[1]) for r in (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split("\n")[1:] if r]
+    assert len(curve) == summary["epochs_run"]
+    assert summary["valid_loss"] == pytest.approx(min(curve))
+    assert summary["best_epoch"] == curve.index(min(curve)) + 1
+    # stopped one epoch (the patience) after the best one, unless the epochs ran out first
+    assert summary["epochs_run"] == min(6, summary["best_epoch"] + 1)
+    assert summary["stopped_early"] == (summary["epochs_run"] < 6)
+    k = summary["best_epoch"]
+    short = dataclasses.replace(params, early_stopping_patience=0, optim=dataclasses.replace(optim, epochs=k))
+    run_cpt(base, prepared / "corpus", short, tmp_path / "short", tmp_path / "live_short")
+    kept, reference = load_file(tmp_path / "cpt/model.safetensors"), load_file(tmp_path / "short/model.safetensors")
+    assert all(torch.equal(kept[n], reference[n]) for n in reference), "the best epoch's weights are kept"
+
+
+def test_cpt_early_stopping_needs_a_validation_split(tiny_models, prepared, tmp_path):
+    base = tmp_path / "base"
+    export_base(str(tiny_models["bert"]), base, seed=1)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text((prepared / "corpus" / "train.txt").read_text())
+    params = CptParams(max_length=32, early_stopping_patience=2, optim=OptimParams(epochs=2, batch_size=8))
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        run_cpt(base, corpus, params, tmp_path / "cpt", tmp_path / "live")
+    assert not (tmp_path / "cpt").exists()
