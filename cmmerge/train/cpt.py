@@ -259,11 +259,14 @@ def run_cpt(
                 epochs_run=len(evals),
                 stopped_early=len(evals) < math.ceil(float(params.optim.epochs)),
             )
-    if params.optim.lora.enabled:
-        model = model.merge_and_unload()  # τ_cpt is a full-weight difference either way
+    adapter = model if params.optim.lora.enabled else None
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
+        final = model
+        if adapter is not None:
+            adapter.save_pretrained(tmp / "adapter")  # a reference adapter for adapter arithmetic (AdaMergeX)
+            final = adapter.merge_and_unload()  # τ_cpt is a full-weight difference either way
+        final.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "cpt_summary.json", summary)
 

@@ -163,3 +163,24 @@ def test_masked_positions_forward_keeps_the_model_a_pretrained_model(tiny_models
     assert no_labels.logits.shape[:2] == batch["input_ids"].shape  # inference keeps the usual behaviour
     model.save_pretrained(tmp_path / "saved")
     assert (tmp_path / "saved" / "model.safetensors").is_file()
+
+
+def test_lora_cpt_keeps_its_adapter_and_merges_it_into_the_weights(tiny_models, prepared, tmp_path):
+    """A LoRA CPT run writes the adapter (a reference adapter for AdaMergeX) and θ_base + ΔW as weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForMaskedLM
+
+    base = tmp_path / "base"
+    export_base(str(tiny_models["xlmr"]), base)
+    optim = _tiny_optim()
+    optim.learning_rate = 5e-2
+    optim.lora.enabled = True
+    run_cpt(base, prepared / "corpus", CptParams(max_length=32, optim=optim), tmp_path / "cpt", tmp_path / "live")
+    config = json.loads((tmp_path / "cpt" / "adapter" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA"
+    merged, start = _weights(tmp_path / "cpt"), _weights(base)
+    moved = {k for k in start if not torch.equal(start[k], merged[k])}
+    assert moved and all(k.endswith(("query.weight", "value.weight")) for k in moved), sorted(moved)
+    rebuilt = PeftModel.from_pretrained(AutoModelForMaskedLM.from_pretrained(base), tmp_path / "cpt" / "adapter")
+    state = rebuilt.merge_and_unload().state_dict()
+    assert all(torch.allclose(state[k], merged[k], atol=1e-6) for k in moved)

@@ -46,7 +46,7 @@ def test_dev_values_are_resolved_from_the_record_and_refused_unresolved(tmp_path
     assert resolve_recipe(numbers, tmp_path / "missing.json") is numbers  # no record needed without `dev`
     with pytest.raises(ConfigError, match="must be numbers"):
         from_dict(CptParams, {"optim": {"learning_rate": "dev"}}, where="cpt")
-    with pytest.raises(ConfigError, match="finetune.optim.learning_rate"):
+    with pytest.raises(ConfigError, match=r"finetune\.optim\.learning_rate"):
         from_dict(FinetuneParams, {"optim": {"learning_rate": "best"}}, where="finetune")
 
 
@@ -55,7 +55,7 @@ def test_epoch_scale_doubles_the_recipe_epochs_and_needs_numbers():
     spec = from_dict(MethodSpec, {"init": "models/base", "epoch_scale": 2.0}, where="methods.full_ft_2x")
     assert spec.scaled(params, "methods.full_ft_2x").optim.epochs == 6.0
     assert MethodSpec(init="m").scaled(params, "m") is params
-    with pytest.raises(ConfigError, match="epoch_scale needs finetune.optim.epochs as a number"):
+    with pytest.raises(ConfigError, match=r"epoch_scale needs finetune\.optim\.epochs as a number"):
         spec.scaled(FinetuneParams(optim=OptimParams(max_steps=10)), "methods.full_ft_2x")
     with pytest.raises(ConfigError, match="epoch_scale must be positive"):
         from_dict(MethodSpec, {"init": "m", "epoch_scale": 0}, where="methods.x")
@@ -99,7 +99,8 @@ def test_cpt_stops_when_validation_loss_stops_improving_and_keeps_the_best_epoch
     optim = OptimParams(epochs=6, batch_size=8, learning_rate=5e-2, warmup_ratio=0.0, lr_scheduler="constant")
     params = CptParams(max_length=32, early_stopping_patience=1, optim=optim)
     summary = run_cpt(base, prepared / "corpus", params, tmp_path / "cpt", tmp_path / "live")
-    curve = [float(r.split("\t")[1]) for r in (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split("\n")[1:] if r]
+    tsv = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().splitlines()[1:]
+    curve = [float(r.split("\t")[1]) for r in tsv]
     assert len(curve) == summary["epochs_run"]
     assert summary["valid_loss"] == pytest.approx(min(curve))
     assert summary["best_epoch"] == curve.index(min(curve)) + 1

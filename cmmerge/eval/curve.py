@@ -1,0 +1,228 @@
+"""Learning curve: does what merging adds shrink as task labels grow?
+
+For each training size n, the task data is prepared exactly as the ``prepare`` stage prepares it with
+``prepare.max_train: n`` (same cleaning, de-leaking and seeded stratified subsample, so the point at
+the pipeline's own size reproduces its training set), every listed method is fine-tuned from its
+starting point with the shared recipe, once per seed, and scored on the whole task test set like
+``evaluate`` scores it. Each method is compared with the reference (the first listed) at every size
+by the two-level bootstrap over seeds and test items, Holm-corrected over all sizes and methods.
+
+A finished (size, method, seed) cell is kept under the work folder with a fingerprint of everything
+it depends on (params, starting checkpoint, training data, the training and scoring code), so a run
+that is killed, or that spans sessions, resumes at the first missing cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmmerge.data.prepare import PrepareParams, prepare
+from cmmerge.errors import ConfigError
+from cmmerge.fsutil import read_json, read_jsonl, write_json
+from cmmerge.params import require
+from cmmerge.train.finetune import FinetuneParams, MethodSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CurveParams:
+    """``curve`` section of params.yaml."""
+
+    sizes: list[int] = field(default_factory=lambda: [100, 200, 400])  # task training rows (stratified subsample)
+    methods: list[str] = field(default_factory=lambda: ["full_ft", "ta_ft"])  # from `methods`; first: reference
+    seeds: list[int] = field(default_factory=lambda: [1])
+    n_boot: int = 10_000
+    boot_seed: int = 0
+
+    def validate(self, where: str) -> None:
+        require(bool(self.sizes), f"{where}.sizes must list at least one training size")
+        require(all(n >= 2 for n in self.sizes), f"{where}.sizes must be at least 2 rows each, got {self.sizes}")
+        require(len(set(self.sizes)) == len(self.sizes), f"{where}.sizes has duplicates: {self.sizes}")
+        require(len(self.methods) >= 1, f"{where}.methods must name at least one method")
+        require(len(set(self.methods)) == len(self.methods), f"{where}.methods has duplicates: {self.methods}")
+        require(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"{where}.seeds: distinct seeds")
+        require(self.n_boot >= 1, f"{where}.n_boot must be at least 1, got {self.n_boot}")
+
+
+def _code_files() -> list[Path]:
+    """The code a cell's result depends on: a change to it invalidates every kept cell."""
+    import cmmerge.eval.predict
+    import cmmerge.models
+    import cmmerge.train.common
+    import cmmerge.train.finetune
+
+    modules = (cmmerge.train.finetune, cmmerge.train.common, cmmerge.eval.predict, cmmerge.models)
+    return [Path(m.__file__) for m in modules]
+
+
+def _train_folder(spec: MethodSpec, prepared_root: str, prepared: Path, where: str) -> Path:
+    """The method's training folder inside this size's prepared data (``data/prepared/task`` → ``<n>/task``)."""
+    root = Path(prepared_root)
+    train = Path(spec.train)
+    if root not in train.parents:
+        raise ConfigError(
+            f"{where}.train is {spec.train}, outside {prepared_root}: the learning curve re-prepares the data per "
+            "size, so it can only train on prepared folders"
+        )
+    return prepared / train.relative_to(root)
+
+
+def run_curve(
+    params: CurveParams,
+    prepare_params: PrepareParams,
+    methods: dict[str, MethodSpec],
+    finetune: FinetuneParams,
+    work_dir: str | Path,
+    records_path: str | Path,
+    summary_path: str | Path,
+    eval_max_length: int,
+    eval_batch_size: int,
+    transfer_dir: str | Path | None = None,
+    pairs: list[str] | None = None,
+    prepared_root: str = "data/prepared",
+    png_path: str | Path | None = None,
+) -> dict:
+    """Run (or resume) every cell of the curve; write the plot records and the summary; return the summary."""
+    import numpy as np
+
+    from cmmerge.eval.metrics import classification_metrics
+    from cmmerge.eval.predict import Classifier
+    from cmmerge.eval.stats import holm, resampled_seed_scores, two_level_bootstrap
+    from cmmerge.train.common import fingerprint
+    from cmmerge.train.finetune import run_finetune
+
+    params.validate("curve")
+    unknown = [m for m in params.methods if m not in methods]
+    if unknown:
+        raise ConfigError(f"curve.methods: {', '.join(unknown)} not in methods (known: {', '.join(methods)})")
+    work_dir = Path(work_dir)
+    code = _code_files()
+    sizes: dict[int, dict] = {}
+    gold: list[str] = []
+    labels: list[str] = []
+    for n in params.sizes:
+        prepared = work_dir / f"n{n}" / "prepared"
+        sized = dataclasses.replace(prepare_params, max_train=n)
+        report = prepare(sized, prepared, work_dir / f"n{n}" / "data.json", transfer_dir, pairs)
+        rows = report["task"]["train"]["rows"]
+        labels_path = prepared / "labels.json"
+        labels = read_json(labels_path)
+        test = read_jsonl(prepared / "task" / "test.jsonl")
+        gold = [r["label"] for r in test]
+        preds: dict[str, list[list[str]]] = {}
+        for method in params.methods:
+            spec = methods[method]
+            where = f"methods.{method}"
+            train = _train_folder(spec, prepared_root, prepared, where)
+            ft = spec.scaled(finetune, where)
+            preds[method] = []
+            for seed in params.seeds:
+                cell_path = work_dir / "cells" / f"n{n}" / method / f"seed{seed}.json"
+                settings = {
+                    "finetune": dataclasses.asdict(ft),
+                    "spec": dataclasses.asdict(spec),
+                    "seed": seed,
+                    "eval": [eval_max_length, eval_batch_size],
+                }
+                fp = fingerprint(settings, spec.init, train, prepared / "task" / "test.jsonl", *code)
+                if cell_path.is_file() and read_json(cell_path).get("fingerprint") == fp:
+                    cell = read_json(cell_path)
+                    log.info("curve n=%d %s seed %d: kept (%.4f)", n, method, seed, cell["macro_f1"])
+                else:
+                    out = work_dir / "model"
+                    summary = run_finetune(
+                        spec.init, train, labels_path, ft, seed, out, work_dir / "live", resume=False,
+                        freeze=spec.freeze, revert=spec.revert,
+                    )  # fmt: skip
+                    pred = Classifier(out, eval_max_length, eval_batch_size).predict([r["text"] for r in test])
+                    shutil.rmtree(out, ignore_errors=True)
+                    cell = {
+                        "fingerprint": fp,
+                        "rows": rows,
+                        "steps": summary["steps"],
+                        "macro_f1": classification_metrics(gold, pred, labels)["macro_f1"],
+                        "predictions": pred,
+                    }
+                    write_json(cell_path, cell)
+                    log.info("curve n=%d %s seed %d: test macro-F1 %.4f", n, method, seed, cell["macro_f1"])
+                preds[method].append(cell["predictions"])
+                sizes.setdefault(n, {"rows": rows, "methods": {}, "steps": {}})["steps"][method] = cell["steps"]
+                sizes[n]["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = cell["macro_f1"]
+        for entry in sizes[n]["methods"].values():
+            values = list(entry["seeds"].values())
+            entry.update(mean=float(np.mean(values)), std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+        reference = params.methods[0]
+        if len(params.methods) > 1:
+            scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.boot_seed)
+            sizes[n]["vs_reference"] = {
+                m: two_level_bootstrap(
+                    scores[m],
+                    scores[reference],
+                    sizes[n]["methods"][m]["mean"],
+                    sizes[n]["methods"][reference]["mean"],
+                    params.boot_seed,
+                )
+                for m in params.methods[1:]
+            }
+    tests = [(n, m) for n in params.sizes for m in sizes[n].get("vs_reference", {})]
+    for (n, m), p in zip(tests, holm([sizes[n]["vs_reference"][m]["p_value"] for n, m in tests]), strict=True):
+        sizes[n]["vs_reference"][m]["p_holm"] = p
+    summary = {
+        "reference": params.methods[0],
+        "methods": list(params.methods),
+        "seeds": list(params.seeds),
+        "n_boot": params.n_boot,
+        "n_comparisons": len(tests),
+        "test_items": len(gold),
+        "sizes": {str(n): sizes[n] for n in params.sizes},
+    }
+    records = []
+    for n in params.sizes:
+        rec = {"rows": sizes[n]["rows"]}
+        for m in params.methods:
+            rec[m] = sizes[n]["methods"][m]["mean"]
+            rec[f"{m}_std"] = sizes[n]["methods"][m]["std"]
+        records.append(rec)
+    write_json(records_path, records)
+    write_json(summary_path, summary)
+    if png_path is not None:
+        save_curve_figure(summary, png_path)
+    return summary
+
+
+def save_curve_figure(summary: dict, path: str | Path) -> None:
+    """macro-F1 (mean ± std over seeds) against training rows, one line per method; PNG or SVG by suffix.
+
+    SVGs are written without a date and with a fixed hash salt, so the same summary gives the same bytes
+    (README's figure is regenerated from a committed record and compared).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(summary["sizes"].values(), key=lambda s: s["rows"])
+    with plt.rc_context({"svg.hashsalt": "cmmerge", "svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+        x = [s["rows"] for s in sizes]
+        for m in summary["methods"]:
+            mean = [100 * s["methods"][m]["mean"] for s in sizes]
+            std = [100 * s["methods"][m]["std"] for s in sizes]
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=m)
+        ax.set_xscale("log")
+        ax.set_xticks(x, [str(v) for v in x])
+        ax.minorticks_off()
+        ax.set_xlabel("task training rows")
+        ax.set_ylabel("test macro-F1 × 100")
+        ax.set_title(f"learning curve (mean ± std over {len(summary['seeds'])} seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, metadata={"Date": None} if str(path).endswith(".svg") else None)
+        plt.close(fig)

@@ -1,0 +1,45 @@
+"""DVC stage ``curve``: test macro-F1 of the listed methods against the number of task training rows.
+
+metrics/curve.json (DVC plot records), metrics/curve_summary.json (means, stds, two-level bootstrap
+differences to the reference per size), metrics/png/curve.png. Finished cells are kept in models/curve,
+so a killed run resumes at the first missing one.
+"""
+
+from cmmerge.data.prepare import PrepareParams
+from cmmerge.eval.curve import CurveParams, run_curve
+from cmmerge.eval.evaluate import EvaluateParams
+from cmmerge.params import from_dict, load_section, load_yaml
+from cmmerge.runner import stage_main
+from cmmerge.train.finetune import MethodSpec
+from cmmerge.train.recipe import load_finetune_params
+
+
+def main() -> None:
+    params = load_yaml("params.yaml")
+    curve = load_section("curve", CurveParams)
+    evaluate = load_section("evaluate", EvaluateParams)
+    # only the methods on the curve are read (and so listed as this stage's params in dvc.yaml's terms)
+    methods = {
+        m: from_dict(MethodSpec, params["methods"][m], where=f"params.yaml: methods.{m}")
+        for m in curve.methods
+        if m in params["methods"]
+    }
+    run_curve(
+        curve,
+        load_section("prepare", PrepareParams),
+        methods,
+        load_finetune_params("metrics/recipe.json"),
+        work_dir="models/curve",
+        records_path="metrics/curve.json",
+        summary_path="metrics/curve_summary.json",
+        eval_max_length=evaluate.max_length,
+        eval_batch_size=evaluate.batch_size,
+        transfer_dir="data/transfer",
+        pairs=list(params.get("transfer") or {}),
+        prepared_root="data/prepared",
+        png_path="metrics/png/curve.png",
+    )
+
+
+if __name__ == "__main__":
+    stage_main(main)

@@ -1,0 +1,102 @@
+"""The learning curve on tiny random models and the demo data: per-size data, kept cells, statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import cmmerge.train.finetune
+from cmmerge.data.cleaning import CleaningParams
+from cmmerge.data.loaders import DatasetSpec
+from cmmerge.data.prepare import PrepareParams, prepare
+from cmmerge.errors import ConfigError
+from cmmerge.eval.curve import CurveParams, run_curve
+from cmmerge.eval.metrics import classification_metrics
+from cmmerge.fsutil import read_json, read_jsonl
+from cmmerge.models import export_base
+from cmmerge.train.common import OptimParams
+from cmmerge.train.finetune import FinetuneParams, MethodSpec
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("curve")
+    export_base(str(tiny_models["xlmr"]), root / "base")
+    prep = PrepareParams(
+        task=DatasetSpec(str(DEMO / "hinglish_sentiment")),
+        english=DatasetSpec(str(DEMO / "english_sentiment")),
+        cleaning=CleaningParams(),
+        max_english=40,
+        max_dev=30,
+    )
+    # two methods with the same start: fine-tuning is deterministic, so their predictions must be identical
+    methods = {
+        "full_ft": MethodSpec(init=str(root / "base"), train="data/prepared/task"),
+        "same_ft": MethodSpec(init=str(root / "base"), train="data/prepared/task"),
+        "joint_ft": MethodSpec(init=str(root / "base"), train="data/prepared/joint"),
+    }
+    finetune = FinetuneParams(max_length=32, optim=OptimParams(max_steps=3, batch_size=8, learning_rate=1e-3))
+    return root, prep, methods, finetune
+
+
+def _run(setup, work: Path, curve: CurveParams, finetune=None):
+    _root, prep, methods, ft = setup
+    return run_curve(curve, prep, methods, finetune or ft, work, work / "curve.json", work / "summary.json", 32, 16)
+
+
+def test_curve_points_are_the_pipelines_data_and_cells_are_kept(setup, tmp_path, monkeypatch):
+    _root, prep, _methods, finetune = setup
+    curve = CurveParams(sizes=[30, 60], methods=["full_ft", "same_ft", "joint_ft"], seeds=[1, 2], n_boot=500)
+    summary = _run(setup, tmp_path, curve)
+
+    # the n-row point trains on exactly what `prepare` writes with max_train: n
+    prepare(dataclasses.replace(prep, max_train=60), tmp_path / "ref", tmp_path / "ref.json")
+    assert read_jsonl(tmp_path / "n60/prepared/task/train.jsonl") == read_jsonl(tmp_path / "ref/task/train.jsonl")
+    assert [summary["sizes"][n]["rows"] for n in ("30", "60")] == [30, 60]
+
+    test = read_jsonl(tmp_path / "n30/prepared/task/test.jsonl")
+    gold, labels = [r["label"] for r in test], read_json(tmp_path / "n30/prepared/labels.json")
+    for n in ("30", "60"):
+        entry = summary["sizes"][n]
+        for method in curve.methods:
+            seeds = entry["methods"][method]["seeds"]
+            for seed in curve.seeds:
+                cell = read_json(tmp_path / f"cells/n{n}/{method}/seed{seed}.json")
+                assert len(cell["predictions"]) == len(test) == summary["test_items"]
+                assert seeds[str(seed)] == classification_metrics(gold, cell["predictions"], labels)["macro_f1"]
+            assert entry["methods"][method]["mean"] == pytest.approx(sum(seeds.values()) / 2)
+        same = entry["vs_reference"]["same_ft"]
+        assert same["delta_macro_f1"] == 0.0 and same["p_value"] == 1.0 and same["p_holm"] == 1.0
+        assert entry["vs_reference"]["joint_ft"]["p_holm"] >= entry["vs_reference"]["joint_ft"]["p_value"]
+    assert summary["n_comparisons"] == 4
+    assert json.loads((tmp_path / "curve.json").read_text())[1]["rows"] == 60
+
+    # a rerun keeps every finished cell: fine-tuning is not called again and the summary is the same
+    def no_training(*args, **kwargs):
+        raise AssertionError("a kept cell was trained again")
+
+    monkeypatch.setattr(cmmerge.train.finetune, "run_finetune", no_training)
+    assert _run(setup, tmp_path, curve) == summary
+    # a change to the recipe invalidates the kept cells
+    changed = dataclasses.replace(finetune, optim=dataclasses.replace(finetune.optim, learning_rate=2e-3))
+    with pytest.raises(AssertionError, match="trained again"):
+        _run(setup, tmp_path, curve, changed)
+
+
+def test_curve_errors_name_the_key(setup, tmp_path):
+    _root, prep, methods, finetune = setup
+    with pytest.raises(ConfigError, match=r"curve\.methods: nope_ft not in methods"):
+        _run(setup, tmp_path, CurveParams(sizes=[30], methods=["full_ft", "nope_ft"]))
+    outside = {**methods, "odd_ft": MethodSpec(init=methods["full_ft"].init, train="elsewhere/task")}
+    with pytest.raises(ConfigError, match="outside data/prepared"):
+        run_curve(
+            CurveParams(sizes=[30], methods=["odd_ft"]), prep, outside, finetune, tmp_path, tmp_path / "c.json",
+            tmp_path / "s.json", 32, 16,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="sizes has duplicates"):
+        CurveParams(sizes=[30, 30]).validate("curve")
