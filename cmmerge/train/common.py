@@ -25,6 +25,8 @@ class LoraParams:
     dropout: float = 0.05
     # null: peft's defaults for the architecture (query/value for BERT, q_proj/v_proj for Llama)
     target_modules: list[str] | None = None
+    # modules trained in full and saved with the adapter, e.g. [cls] for a BERT MLM head that starts random
+    modules_to_save: list[str] | None = None
 
     def validate(self, where: str) -> None:
         if self.r < 1:
@@ -78,6 +80,7 @@ def apply_lora(model, lora: LoraParams, task_type: str):
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        modules_to_save=lora.modules_to_save,
         task_type=task_type,
     )
     try:
