@@ -1,0 +1,194 @@
+"""AdaMergeX as an experiment: a code-mixed task adapter composed from English adapters (Zhao et al. 2024).
+
+Three ways to get a LoRA classifier for the code-mixed task, each once per seed, all from θ_base:
+
+- ``lora_en``: the LoRA adapter fine-tuned on the English task data, applied as it is;
+- ``lora_adamergex``: that adapter moved to code-mixed text by adapter arithmetic,
+  ``ΔW = ΔW_task + λ (ΔW_ref_cm − ΔW_ref_en)``, where the two reference adapters are LoRA MLM
+  adapters trained on English text and on code-mixed text (the same number of lines of each);
+- ``lora_cm``: a LoRA adapter fine-tuned on the code-mixed task data directly (what labels buy).
+
+The reference adapters are trained once (``reference.seed``) and shared by every seed, like the
+CPT run of the main table. Each variant is written as ``<out>/<variant>/seed<k>``, a full classifier
+(the adapter merged into θ_base) that ``evaluate`` scores like any fine-tuned method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cmmerge.errors import ConfigError
+from cmmerge.fsutil import atomic_dir, read_json, read_jsonl, write_json
+from cmmerge.params import require
+from cmmerge.train.common import LoraParams, OptimParams
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("lora_en", "lora_adamergex", "lora_cm")
+
+
+def _task_optim() -> OptimParams:
+    return OptimParams(epochs=3, batch_size=32, learning_rate=1e-3, warmup_ratio=0.1, logging_steps=10)
+
+
+@dataclass
+class ReferenceParams:
+    """The two reference adapters: LoRA MLM on English text and on code-mixed text."""
+
+    lines: int | None = None  # lines of each corpus (null: as many as the smaller one has)
+    seed: int = 13  # the line sample, LoRA initialisation and masking
+    max_length: int = 64
+    optim: OptimParams = field(default_factory=_task_optim)
+
+    def validate(self, where: str) -> None:
+        require(self.lines is None or self.lines >= 10, f"{where}.lines must be at least 10, got {self.lines}")
+        require(self.max_length >= 8, f"{where}.max_length must be at least 8, got {self.max_length}")
+
+
+@dataclass
+class AdapterTransferParams:
+    """``adamergex`` section of params.yaml."""
+
+    seeds: list[int] = field(default_factory=lambda: [1])  # task adapters (English and code-mixed)
+    max_length: int = 64
+    lora: LoraParams = field(default_factory=lambda: LoraParams(enabled=True))
+    optim: OptimParams = field(default_factory=_task_optim)  # the task adapters' recipe
+    reference: ReferenceParams = field(default_factory=ReferenceParams)
+    # parameters of the `adamergex` merge method (cmmerge.merge.adapters): lambda, mode (svd | concat), rank
+    merge: dict[str, Any] = field(default_factory=lambda: {"lambda": 1.0, "mode": "svd"})
+
+    def validate(self, where: str) -> None:
+        require(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"{where}.seeds: distinct seeds")
+        require(self.lora.enabled, f"{where}.lora.enabled must be true: AdaMergeX composes LoRA adapters")
+        require(self.max_length >= 4, f"{where}.max_length must be at least 4, got {self.max_length}")
+        require(not self.optim.from_dev and not self.reference.optim.from_dev, f"{where}: give numbers, not 'dev'")
+
+
+def _sample_lines(lines: list[str], n: int, seed: int) -> list[str]:
+    return lines if len(lines) <= n else random.Random(seed).sample(lines, n)
+
+
+def _head_name(base: str | Path) -> str:
+    """The name of the MLM head module of ``base`` (trained in full alongside the reference adapters)."""
+    from cmmerge.models import lm_class
+    from cmmerge.train.cpt import mlm_head
+
+    model = lm_class("encoder").from_pretrained(str(base))
+    head = mlm_head(model)
+    names = [name for name, module in model.named_children() if module is head]
+    if not names:
+        raise ConfigError(f"{base}: cannot find the MLM head to train with the reference adapters")
+    return names[0]
+
+
+def train_references(
+    base: str | Path, english_texts: list[str], code_mixed_texts: list[str], params: AdapterTransferParams, out: Path
+) -> dict[str, Path]:
+    """The English and the code-mixed reference adapters (LoRA MLM, the same number of lines each).
+
+    Writes ``out/references.json``: the lines used of each corpus and how many each had.
+    """
+    from cmmerge.train.cpt import CptParams, run_cpt
+
+    ref = params.reference
+    n = min(len(english_texts), len(code_mixed_texts), ref.lines or 10**12)
+    # the random MLM head of a checkpoint without one must learn too, or the adapters fit noise
+    lora = dataclasses.replace(params.lora, modules_to_save=[_head_name(base)])
+    cpt = CptParams(
+        objective="mlm",
+        max_length=ref.max_length,
+        seed=ref.seed,
+        optim=dataclasses.replace(ref.optim, lora=lora),
+    )
+    folders = {}
+    for name, texts in (("en", english_texts), ("cm", code_mixed_texts)):
+        corpus = out / f"corpus_{name}"
+        corpus.mkdir(parents=True, exist_ok=True)
+        (corpus / "train.txt").write_text("\n".join(_sample_lines(texts, n, ref.seed)) + "\n", encoding="utf-8")
+        model_dir = out / f"ref_{name}"
+        summary = run_cpt(base, corpus, cpt, model_dir, out / f"live_ref_{name}", resume=False)
+        log.info("reference adapter %s: %d lines, train loss %.4f", name, n, summary["train_loss"])
+        folders[name] = model_dir / "adapter"
+    write_json(
+        out / "references.json", {"lines": n, "available": {"en": len(english_texts), "cm": len(code_mixed_texts)}}
+    )
+    return folders
+
+
+def compose(task_adapter: Path, ref_en: Path, ref_cm: Path, merge: dict, out: Path) -> Path:
+    """AdaMergeX: ``task + λ (ref_cm − ref_en)`` as a peft adapter folder at ``out``."""
+    from cmmerge.merge import MergeConfig
+    from cmmerge.merge.adapters import run_adapter_merge
+
+    cfg = MergeConfig.from_dict(
+        {
+            "merge_method": "adamergex",
+            "models": [
+                {"model": str(task_adapter), "name": "task_en", "parameters": {"role": "task"}},
+                {"model": str(ref_en), "name": "ref_en", "parameters": {"role": "ref_src"}},
+                {"model": str(ref_cm), "name": "ref_cm", "parameters": {"role": "ref_tgt"}},
+            ],
+            "parameters": merge,
+        },
+        where="params.yaml: adamergex.merge",
+    )
+    return run_adapter_merge(cfg, out)
+
+
+def materialise(base: str | Path, adapter: Path, labels: list[str], out: Path) -> None:
+    """θ_base with ``adapter`` merged in, saved as a classifier folder (with the tokenizer) at ``out``."""
+    from peft import PeftModel
+
+    from cmmerge.models import load_classifier, load_tokenizer
+
+    model = PeftModel.from_pretrained(load_classifier(str(base), labels), str(adapter)).merge_and_unload()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        load_tokenizer(str(base)).save_pretrained(tmp)
+        shutil.copytree(adapter, tmp / "adapter")
+
+
+def run_adapter_transfer(
+    base: str | Path,
+    english_dir: str | Path,
+    task_dir: str | Path,
+    corpus_path: str | Path,
+    labels_path: str | Path,
+    params: AdapterTransferParams,
+    out_dir: str | Path,
+) -> dict[str, Path]:
+    """Train, compose and write every variant × seed to ``out_dir/<variant>/seed<k>``; return the variant folders.
+
+    ``english_dir``/``task_dir`` are prepared folders (train.jsonl, dev.jsonl); the English reference text is the
+    English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
+    """
+    from cmmerge.data.loaders import load_corpus
+    from cmmerge.train.finetune import FinetuneParams, run_finetune
+
+    params.validate("adamergex")
+    out_dir, english_dir, task_dir = Path(out_dir), Path(english_dir), Path(task_dir)
+    labels = read_json(labels_path)
+    work = out_dir / "work"
+    english_texts = [r["text"] for r in read_jsonl(english_dir / "train.jsonl")]
+    refs = train_references(base, english_texts, load_corpus(Path(corpus_path)), params, work)
+    ft = FinetuneParams(
+        max_length=params.max_length,
+        seeds=list(params.seeds),
+        optim=dataclasses.replace(params.optim, lora=params.lora),
+    )
+    for seed in params.seeds:
+        for variant, data in (("lora_en", english_dir), ("lora_cm", task_dir)):
+            target = out_dir / variant / f"seed{seed}"
+            run_finetune(base, data, labels_path, ft, seed, target, work / f"live_{variant}{seed}", resume=False)
+        composed = work / f"adapter_adamergex{seed}"
+        compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"], params.merge, composed)
+        materialise(base, composed, labels, out_dir / "lora_adamergex" / f"seed{seed}")
+    shutil.rmtree(work / "corpus_en", ignore_errors=True)
+    shutil.rmtree(work / "corpus_cm", ignore_errors=True)
+    return {v: out_dir / v for v in VARIANTS}

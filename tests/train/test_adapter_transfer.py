@@ -1,0 +1,94 @@
+"""AdaMergeX as an experiment on a tiny random BERT (no MLM head, like the embedded encoder)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cmmerge.errors import ConfigError
+from cmmerge.merge.adapters import lora_scaling
+from cmmerge.models import export_base
+from cmmerge.params import from_dict
+from cmmerge.train.adapter_transfer import VARIANTS, AdapterTransferParams, run_adapter_transfer
+
+
+def _delta_w(adapter) -> dict[str, torch.Tensor]:
+    """``s · B A`` per LoRA module of a peft adapter folder, keyed by the module's weight name in the model."""
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    t = load_file(adapter / "adapter_model.safetensors")
+    s = lora_scaling(cfg["lora_alpha"], cfg["r"])
+    return {
+        n.removeprefix("base_model.model.").replace(".lora_A.weight", ".weight"): s
+        * t[n.replace("lora_A", "lora_B")]
+        @ t[n]
+        for n in t
+        if n.endswith(".lora_A.weight")
+    }
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_models, prepared, tmp_path_factory):
+    root = tmp_path_factory.mktemp("adamergex")
+    export_base(str(tiny_models["bert"]), root / "base", seed=1)
+    tiny = {"epochs": 1, "batch_size": 8, "learning_rate": 5e-3, "warmup_ratio": 0.0, "logging_steps": 1}
+    params = from_dict(
+        AdapterTransferParams,
+        {
+            "seeds": [1, 2],
+            "max_length": 32,
+            "lora": {"enabled": True, "r": 4, "alpha": 8},
+            "optim": tiny,
+            "reference": {"lines": 40, "max_length": 32, "optim": tiny},
+            "merge": {"lambda": 1.0, "mode": "concat"},
+        },
+        where="adamergex",
+    )
+    p = prepared / "prepared"
+    out = root / "out"
+    run_adapter_transfer(
+        root / "base", p / "english", p / "task", prepared / "corpus" / "train.txt", p / "labels.json", params, out
+    )
+    return root, out
+
+
+def test_composed_classifier_is_the_english_adapter_moved_by_the_language_gap(experiment):
+    root, out = experiment
+    base = load_file(root / "base" / "model.safetensors")
+    ref_en, ref_cm = (_delta_w(out / "work" / f"ref_{n}" / "adapter") for n in ("en", "cm"))
+    assert ref_en.keys() == ref_cm.keys() and any(not torch.equal(ref_en[k], ref_cm[k]) for k in ref_en)
+    for seed in (1, 2):
+        task = _delta_w(out / "lora_en" / f"seed{seed}" / "adapter")
+        composed = load_file(out / "lora_adamergex" / f"seed{seed}" / "model.safetensors")
+        english = load_file(out / "lora_en" / f"seed{seed}" / "model.safetensors")
+        for name, delta in task.items():
+            expected = base[name] + delta + (ref_cm[name] - ref_en[name])
+            assert torch.allclose(composed[name], expected, atol=1e-5), name
+        # what is not a LoRA module (the classifier head, the other weights) is the English task model's
+        heads = [n for n in english if n.startswith("classifier.")]
+        assert heads and all(torch.equal(composed[n], english[n]) for n in heads)
+        untouched = [n for n in base if n in composed and n not in task and not n.startswith("classifier.")]
+        assert untouched and all(torch.equal(composed[n], base[n]) for n in untouched)
+    # the two seeds differ (head initialisation, data order); the references are shared
+    a, b = (load_file(out / "lora_en" / f"seed{s}" / "model.safetensors") for s in (1, 2))
+    assert any(not torch.equal(a[n], b[n]) for n in a)
+    for variant in VARIANTS:
+        config = json.loads((out / variant / "seed1" / "config.json").read_text())
+        assert config["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+
+
+def test_reference_corpora_have_the_same_number_of_lines(experiment, prepared):
+    _root, out = experiment
+    used = json.loads((out / "work" / "references.json").read_text())
+    english = len((prepared / "prepared" / "english" / "train.jsonl").read_text().splitlines())
+    code_mixed = len([x for x in (prepared / "corpus" / "train.txt").read_text().splitlines() if x.strip()])
+    assert used == {"lines": min(40, english, code_mixed), "available": {"en": english, "cm": code_mixed}}
+
+
+def test_adamergex_params_are_checked():
+    with pytest.raises(ConfigError, match=r"adamergex\.lora\.enabled must be true"):
+        from_dict(AdapterTransferParams, {"lora": {"enabled": False}}, where="adamergex")
+    with pytest.raises(ConfigError, match="give numbers"):
+        from_dict(AdapterTransferParams, {"optim": {"learning_rate": "dev"}}, where="adamergex")
