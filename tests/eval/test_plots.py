@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,14 +90,13 @@ def test_png_copies(tmp_path):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_dvc_plots_show_renders_all_three(tmp_path, monkeypatch, capsys):
+def test_dvc_plots_show_renders_all_three(tmp_path, monkeypatch):
     """A throwaway DVC repository with the plots block to wire into dvc.yaml renders every plot to HTML.
 
-    DVC's own command line runs in-process (``dvc.cli.main``): the same code as the ``dvc`` command,
-    without two more interpreter start-ups.
+    DVC runs as the ``dvc`` command does, in a process of its own: in-process, its console state (one object
+    per process, switched by the quiet DVC calls DVCLive makes during any training test that ran before)
+    made the JSON output depend on the order of the tests.
     """
-    from dvc.cli import main as dvc
-
     (tmp_path / "metrics" / "plots" / "confusion").mkdir(parents=True)
     write_sweep(SWEEP, tmp_path / "metrics" / "sweep.json")
     (tmp_path / "metrics" / "transfer.json").write_text(json.dumps(TRANSFER))
@@ -103,16 +104,19 @@ def test_dvc_plots_show_renders_all_three(tmp_path, monkeypatch, capsys):
     (tmp_path / "metrics" / "plots" / "confusion" / "full_ft.json").write_text(json.dumps(confusion))
     (tmp_path / "dvc.yaml").write_text((Path(__file__).parent / "plots_block.yaml").read_text())
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.chdir(tmp_path)
-    assert dvc(["init", "--no-scm", "-q"]) == 0
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    dvc("init", "--no-scm", "-q")
     (tmp_path / ".dvc" / "plots").mkdir(exist_ok=True)
     shutil.copy(HEATMAP, tmp_path / ".dvc" / "plots" / "heatmap.json")
-    capsys.readouterr()
-    assert dvc(["plots", "show", "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    shown = json.loads(dvc("plots", "show", "--json"))
     # a plot DVC cannot read is reported under "errors" (and silently left out of the HTML page)
     assert not shown.get("errors"), shown.get("errors")
     assert {"lambda_sweep", "transfer_matrix", "metrics/plots/confusion/full_ft.json"} <= set(shown["data"])
-    assert dvc(["plots", "show", "-o", "html"]) == 0
+    dvc("plots", "show", "-o", "html")
     page = (tmp_path / "html" / "index.html").read_text()
     assert all(name in page for name in ("lambda_sweep", "transfer_matrix", "confusion/full_ft.json"))

@@ -72,7 +72,7 @@ def test_unknown_model_path(repo):
             "finetune_en",
             "finetune.optim.learning_rate",
             "fast",
-            "params.yaml: finetune.optim.learning_rate must be a number, got 'fast' (str)",
+            "params.yaml: finetune.optim.learning_rate must be a number or one of 'dev', got 'fast' (str)",
             "models/finetune_en",
         ),
         ("synthesize", "synthesize.target_cmi", [30], "synthesize.target_cmi must be a number", "data/synth"),

@@ -46,6 +46,11 @@ def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
             "methods": METHODS,
             "report.n_boot": 100,
             "sweep.lambdas": [0.0, 1.0],
+            "recipe.learning_rates": [1e-3],
+            "recipe.epochs": [1, 2],
+            "curve.sizes": [24, 48],
+            "adamergex.optim": TINY_OPTIM,
+            "adamergex.reference.optim": TINY_OPTIM,
         },
     )
     (repo / "dvc.lock").unlink(missing_ok=True)
@@ -68,9 +73,12 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
         "synthesize",
         "corpus",
         "cpt",
+        "recipe",
         "finetune_en",
         "merge",
         "sweep",
+        "adamergex",
+        "curve",
         "report",
         "plots",
     } | {f"{s}@{m}" for s in ("finetune", "evaluate") for m in METHODS}
@@ -113,7 +121,8 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     # the TIES and swap outputs are byte-identical (each manifest holds only its own params), so ties_ft is
     # not rerun; the report (and plots) rerun only if the new ta_ft evaluation differs (two optimiser steps on a tiny
     # model may leave every prediction as it was, and DVC then rightly stops there)
-    must = {"merge", "finetune@ta_ft", "evaluate@ta_ft"}
+    # the learning curve reruns too (ta_ft starts from the merge), but only its ta_ft cells train again
+    must = {"merge", "finetune@ta_ft", "evaluate@ta_ft", "curve"}
     assert must <= ran <= must | {"report", "plots"}
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     changed_evals = {path for path in diff if path.startswith("metrics/eval/")}
