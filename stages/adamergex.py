@@ -19,6 +19,7 @@ def main() -> None:
         "data/prepared/labels.json",
         load_section("adamergex", AdapterTransferParams),
         "models/adamergex",
+        lambda_record="metrics/adamergex/lambda_dev.json",
     )
     pairs = list(load_yaml("params.yaml").get("transfer") or {})
     for variant in VARIANTS:

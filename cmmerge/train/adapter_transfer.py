@@ -62,12 +62,18 @@ class AdapterTransferParams:
     reference: ReferenceParams = field(default_factory=ReferenceParams)
     # parameters of the `adamergex` merge method (cmmerge.merge.adapters): lambda, mode (svd | concat), rank
     merge: dict[str, Any] = field(default_factory=lambda: {"lambda": 1.0, "mode": "svd"})
+    # if given, λ is chosen from these by the seed-mean macro-F1 on the code-mixed dev split (merge.lambda is then
+    # ignored): the composed adapter sees no code-mixed training labels, but its one hyperparameter is tuned on dev
+    lambdas: list[float] | None = None
 
     def validate(self, where: str) -> None:
         require(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"{where}.seeds: distinct seeds")
         require(self.lora.enabled, f"{where}.lora.enabled must be true: AdaMergeX composes LoRA adapters")
         require(self.max_length >= 4, f"{where}.max_length must be at least 4, got {self.max_length}")
         require(not self.optim.from_dev and not self.reference.optim.from_dev, f"{where}: give numbers, not 'dev'")
+        if self.lambdas is not None:
+            require(bool(self.lambdas), f"{where}.lambdas must list at least one value (or be null)")
+            require(len(set(self.lambdas)) == len(self.lambdas), f"{where}.lambdas has duplicates: {self.lambdas}")
 
 
 def _sample_lines(lines: list[str], n: int, seed: int) -> list[str]:
@@ -162,8 +168,12 @@ def run_adapter_transfer(
     labels_path: str | Path,
     params: AdapterTransferParams,
     out_dir: str | Path,
+    lambda_record: str | Path | None = None,
 ) -> dict[str, Path]:
     """Train, compose and write every variant × seed to ``out_dir/<variant>/seed<k>``; return the variant folders.
+
+    With ``params.lambdas``, every λ's dev scores and the chosen one go to ``lambda_record`` (default:
+    ``out_dir/work/lambda_dev.json``).
 
     ``english_dir``/``task_dir`` are prepared folders (train.jsonl, dev.jsonl); the English reference text is the
     English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
@@ -186,9 +196,48 @@ def run_adapter_transfer(
         for variant, data in (("lora_en", english_dir), ("lora_cm", task_dir)):
             target = out_dir / variant / f"seed{seed}"
             run_finetune(base, data, labels_path, ft, seed, target, work / f"live_{variant}{seed}", resume=False)
+    record = Path(lambda_record) if lambda_record is not None else work / "lambda_dev.json"
+    lam = _choose_lambda(base, task_dir, labels, refs, params, out_dir, work, record) if params.lambdas else None
+    merge = {**params.merge, "lambda": lam} if lam is not None else params.merge
+    for seed in params.seeds:
         composed = work / f"adapter_adamergex{seed}"
-        compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"], params.merge, composed)
+        compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"], merge, composed)
         materialise(base, composed, labels, out_dir / "lora_adamergex" / f"seed{seed}")
     shutil.rmtree(work / "corpus_en", ignore_errors=True)
     shutil.rmtree(work / "corpus_cm", ignore_errors=True)
     return {v: out_dir / v for v in VARIANTS}
+
+
+def _choose_lambda(
+    base: str | Path,
+    task_dir: Path,
+    labels: list[str],
+    refs: dict[str, Path],
+    params: AdapterTransferParams,
+    out_dir: Path,
+    work: Path,
+    record: Path,
+) -> float:
+    """The λ of ``params.lambdas`` with the best seed-mean dev macro-F1 (first on a tie); writes every λ's
+    dev scores and the choice to ``record``."""
+    import numpy as np
+
+    from cmmerge.eval.predict import macro_f1
+
+    dev = read_jsonl(task_dir / "dev.jsonl")
+    scores: dict[str, dict[str, float]] = {}
+    for lam in params.lambdas:
+        per_seed = {}
+        for seed in params.seeds:
+            adapter, model = work / "lambda_adapter", work / "lambda_model"
+            compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"],
+                    {**params.merge, "lambda": lam}, adapter)  # fmt: skip
+            materialise(base, adapter, labels, model)
+            per_seed[str(seed)] = macro_f1(model, dev, labels, params.max_length, 64)
+            shutil.rmtree(adapter, ignore_errors=True)
+            shutil.rmtree(model, ignore_errors=True)
+        scores[f"{lam:g}"] = {"mean": float(np.mean(list(per_seed.values()))), **per_seed}
+        log.info("AdaMergeX λ=%g: dev macro-F1 %.4f", lam, scores[f"{lam:g}"]["mean"])
+    chosen = max(params.lambdas, key=lambda v: scores[f"{v:g}"]["mean"])
+    write_json(record, {"chosen": chosen, "dev_macro_f1": scores})
+    return float(chosen)

@@ -43,6 +43,7 @@ def experiment(tiny_models, prepared, tmp_path_factory):
             "optim": tiny,
             "reference": {"lines": 40, "max_length": 32, "optim": tiny},
             "merge": {"lambda": 1.0, "mode": "concat"},
+            "lambdas": [0.5, 1.0],
         },
         where="adamergex",
     )
@@ -54,6 +55,14 @@ def experiment(tiny_models, prepared, tmp_path_factory):
     return root, out
 
 
+def test_lambda_is_chosen_on_code_mixed_dev(experiment):
+    _root, out = experiment
+    record = json.loads((out / "work" / "lambda_dev.json").read_text())
+    means = {lam: v["mean"] for lam, v in record["dev_macro_f1"].items()}
+    assert set(means) == {"0.5", "1"} and all(set(v) == {"mean", "1", "2"} for v in record["dev_macro_f1"].values())
+    assert record["chosen"] == float(max(means, key=lambda k: (means[k], -float(k))))
+
+
 def test_composed_classifier_is_the_english_adapter_moved_by_the_language_gap(experiment):
     root, out = experiment
     base = load_file(root / "base" / "model.safetensors")
@@ -63,8 +72,9 @@ def test_composed_classifier_is_the_english_adapter_moved_by_the_language_gap(ex
         task = _delta_w(out / "lora_en" / f"seed{seed}" / "adapter")
         composed = load_file(out / "lora_adamergex" / f"seed{seed}" / "model.safetensors")
         english = load_file(out / "lora_en" / f"seed{seed}" / "model.safetensors")
+        lam = json.loads((out / "work" / "lambda_dev.json").read_text())["chosen"]
         for name, delta in task.items():
-            expected = base[name] + delta + (ref_cm[name] - ref_en[name])
+            expected = base[name] + delta + lam * (ref_cm[name] - ref_en[name])
             assert torch.allclose(composed[name], expected, atol=1e-5), name
         # what is not a LoRA module (the classifier head, the other weights) is the English task model's
         heads = [n for n in english if n.startswith("classifier.")]
