@@ -43,12 +43,17 @@ class ReferenceParams:
 
     lines: int | None = None  # lines of each corpus (null: as many as the smaller one has)
     seed: int = 13  # the line sample, LoRA initialisation and masking
+    # a checkpoint without an MLM head (the embedded encoder) gets a random one: train it alone first, for this many
+    # steps on both corpora, then keep it frozen under both adapters, so that their difference is the language gap
+    # and not two ways of adapting to a random head. 0: train the head with each adapter instead
+    head_steps: int = 0
     max_length: int = 64
     optim: OptimParams = field(default_factory=_task_optim)
 
     def validate(self, where: str) -> None:
         require(self.lines is None or self.lines >= 10, f"{where}.lines must be at least 10, got {self.lines}")
         require(self.max_length >= 8, f"{where}.max_length must be at least 8, got {self.max_length}")
+        require(self.head_steps >= 0, f"{where}.head_steps must be >= 0, got {self.head_steps}")
 
 
 @dataclass
@@ -104,8 +109,22 @@ def train_references(
 
     ref = params.reference
     n = min(len(english_texts), len(code_mixed_texts), ref.lines or 10**12)
-    # the random MLM head of a checkpoint without one must learn too, or the adapters fit noise
-    lora = dataclasses.replace(params.lora, modules_to_save=[_head_name(base)])
+    samples = {"en": _sample_lines(english_texts, n, ref.seed), "cm": _sample_lines(code_mixed_texts, n, ref.seed)}
+    start, lora = str(base), params.lora
+    if ref.head_steps:
+        head_only = CptParams(
+            objective="mlm",
+            max_length=ref.max_length,
+            seed=ref.seed,
+            head_warmup_steps=ref.head_steps,  # as many as the run has: the body never trains
+            optim=dataclasses.replace(ref.optim, max_steps=ref.head_steps, lora=LoraParams(enabled=False)),
+        )
+        corpus = _write_corpus(out / "corpus_head", samples["en"] + samples["cm"])
+        run_cpt(base, corpus, head_only, out / "ref_head", out / "live_ref_head", resume=False)
+        start = str(out / "ref_head")
+    else:
+        # the random MLM head of a checkpoint without one must learn too, or the adapters fit noise
+        lora = dataclasses.replace(params.lora, modules_to_save=[_head_name(base)])
     cpt = CptParams(
         objective="mlm",
         max_length=ref.max_length,
@@ -113,18 +132,21 @@ def train_references(
         optim=dataclasses.replace(ref.optim, lora=lora),
     )
     folders = {}
-    for name, texts in (("en", english_texts), ("cm", code_mixed_texts)):
-        corpus = out / f"corpus_{name}"
-        corpus.mkdir(parents=True, exist_ok=True)
-        (corpus / "train.txt").write_text("\n".join(_sample_lines(texts, n, ref.seed)) + "\n", encoding="utf-8")
+    for name, texts in samples.items():
+        corpus = _write_corpus(out / f"corpus_{name}", texts)
         model_dir = out / f"ref_{name}"
-        summary = run_cpt(base, corpus, cpt, model_dir, out / f"live_ref_{name}", resume=False)
+        summary = run_cpt(start, corpus, cpt, model_dir, out / f"live_ref_{name}", resume=False)
         log.info("reference adapter %s: %d lines, train loss %.4f", name, n, summary["train_loss"])
         folders[name] = model_dir / "adapter"
-    write_json(
-        out / "references.json", {"lines": n, "available": {"en": len(english_texts), "cm": len(code_mixed_texts)}}
-    )
+    available = {"en": len(english_texts), "cm": len(code_mixed_texts)}
+    write_json(out / "references.json", {"lines": n, "available": available, "head_steps": ref.head_steps})
     return folders
+
+
+def _write_corpus(folder: Path, lines: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
 
 
 def compose(task_adapter: Path, ref_en: Path, ref_cm: Path, merge: dict, out: Path) -> Path:
@@ -203,8 +225,8 @@ def run_adapter_transfer(
         composed = work / f"adapter_adamergex{seed}"
         compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"], merge, composed)
         materialise(base, composed, labels, out_dir / "lora_adamergex" / f"seed{seed}")
-    shutil.rmtree(work / "corpus_en", ignore_errors=True)
-    shutil.rmtree(work / "corpus_cm", ignore_errors=True)
+    for corpus in ("corpus_en", "corpus_cm", "corpus_head"):
+        shutil.rmtree(work / corpus, ignore_errors=True)
     return {v: out_dir / v for v in VARIANTS}
 
 

@@ -29,8 +29,8 @@ def _delta_w(adapter) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.fixture(scope="module")
-def experiment(tiny_models, prepared, tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 3], ids=["head_with_adapters", "head_first"])
+def experiment(request, tiny_models, prepared, tmp_path_factory):
     root = tmp_path_factory.mktemp("adamergex")
     export_base(str(tiny_models["bert"]), root / "base", seed=1)
     tiny = {"epochs": 1, "batch_size": 8, "learning_rate": 5e-3, "warmup_ratio": 0.0, "logging_steps": 1}
@@ -41,7 +41,7 @@ def experiment(tiny_models, prepared, tmp_path_factory):
             "max_length": 32,
             "lora": {"enabled": True, "r": 4, "alpha": 8},
             "optim": tiny,
-            "reference": {"lines": 40, "max_length": 32, "optim": tiny},
+            "reference": {"lines": 40, "max_length": 32, "optim": tiny, "head_steps": request.param},
             "merge": {"lambda": 1.0, "mode": "concat"},
             "lambdas": [0.5, 1.0],
         },
@@ -94,7 +94,22 @@ def test_reference_corpora_have_the_same_number_of_lines(experiment, prepared):
     used = json.loads((out / "work" / "references.json").read_text())
     english = len((prepared / "prepared" / "english" / "train.jsonl").read_text().splitlines())
     code_mixed = len([x for x in (prepared / "corpus" / "train.txt").read_text().splitlines() if x.strip()])
-    assert used == {"lines": min(40, english, code_mixed), "available": {"en": english, "cm": code_mixed}}
+    assert used["lines"] == min(40, english, code_mixed)
+    assert used["available"] == {"en": english, "cm": code_mixed}
+
+
+def test_a_head_trained_first_leaves_the_encoder_as_it_was(experiment):
+    root, out = experiment
+    if json.loads((out / "work" / "references.json").read_text())["head_steps"] == 0:
+        assert not (out / "work" / "ref_head").exists()
+        return
+    base, head = (
+        load_file(root / "base" / "model.safetensors"),
+        load_file(out / "work" / "ref_head" / "model.safetensors"),
+    )
+    body = [n for n in base if n.startswith("bert.")]
+    assert body and all(torch.equal(base[n], head[n]) for n in body), "only the MLM head may train"
+    assert any(not torch.equal(base[n], head[n]) for n in base if n.startswith("cls."))
 
 
 def test_adamergex_params_are_checked():
