@@ -133,7 +133,7 @@ def _results(args) -> None:
             print(f"{name}: {len(meta['files'])} files match record.json (commit {meta['git_commit'][:12]})")
     elif args.action == "table":
         for name in args.names:
-            print(records.record_table(name), end="")
+            print(records.record_table(name, part=args.part), end="")
     elif args.action == "readme":
         changed = records.render_readme(args.readme, check=args.check)
         if args.check and changed:
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="record: skip the check that dvc.lock matches the workspace")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="readme: write nothing; exit 2 if a block is stale")
+    p.add_argument("--part", default="methods", choices=["methods", "adamergex", "curve"], help="table: which table")
 
     register_merge(sub)
     return parser

@@ -13,7 +13,10 @@ A record is what a reviewer needs to trust and regenerate a results table withou
   code), and the sha256 of every file above, which :func:`load_record` checks.
 
 README's results tables are generated from records by :func:`render_readme` (``cmmerge results readme``);
-a test regenerates them and fails on any difference.
+a test regenerates them and fails on any difference. A block names a record and optionally a part of it:
+``<!-- results:NAME -->`` the methods table, ``<!-- results:NAME:adamergex -->`` the AdaMergeX table,
+``<!-- results:NAME:curve -->`` the learning curve (a table and ``docs/figures/NAME_curve.svg``, drawn
+from the record too).
 """
 
 from __future__ import annotations
@@ -35,8 +38,14 @@ MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _INDEX_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _CODE_PREFIXES = ("cmmerge/", "stages/", "configs/", "params.yaml", "dvc.yaml")
-# README blocks: <!-- results:NAME --> ... <!-- /results:NAME -->, regenerated from results/NAME
-_BLOCK = re.compile(r"(<!-- results:(?P<name>[A-Za-z0-9_.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+# README blocks: <!-- results:NAME[:PART] --> ... <!-- /results:NAME[:PART] -->, regenerated from results/NAME
+_BLOCK = re.compile(
+    r"(<!-- results:(?P<name>[A-Za-z0-9_.-]+)(?::(?P<part>[a-z]+))? -->\n)(?P<body>.*?)"
+    r"(<!-- /results:(?P=name)(?::(?P=part))? -->)",
+    re.S,
+)
+PARTS = ("methods", "adamergex", "curve")
+FIGURES = Path("docs/figures")
 
 
 def _sha256(path: Path) -> str:
@@ -223,34 +232,107 @@ def shared_randomness(params: dict) -> str:
     )
 
 
-def record_table(name: str, results_dir: str | Path = RESULTS) -> str:
-    """The Markdown results table of a record, with the caption on shared randomness."""
+def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "methods") -> str:
+    """A Markdown part of a record: the methods table (with the caption on shared randomness), the
+    AdaMergeX table, or the learning curve's table (with a link to its figure)."""
     from cmmerge.eval.report import markdown_table
 
+    if part not in PARTS:
+        raise DataError(f"record part '{part}': expected one of {', '.join(PARTS)}")
     load_record(name, results_dir)
     root = Path(results_dir) / name
-    summary = read_json(root / "metrics" / "summary.json")
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     alpha = params.get("report", {}).get("alpha", 0.05)
-    return markdown_table(summary, alpha, caption=shared_randomness(params))
+    if part == "methods":
+        return markdown_table(read_json(root / "metrics" / "summary.json"), alpha, caption=shared_randomness(params))
+    path = root / "metrics" / ("adamergex/summary.json" if part == "adamergex" else "curve_summary.json")
+    if not path.is_file():
+        raise DataError(f"{path}: record '{name}' has no {part} results (was its {part} stage in the run?)")
+    if part == "adamergex":
+        return markdown_table(read_json(path), alpha, caption=_adamergex_caption(root, params))
+    return curve_table(read_json(path), alpha, FIGURES / f"{name}_curve.svg")
+
+
+def _adamergex_caption(root: Path, params: dict) -> str:
+    p = params.get("adamergex", {})
+    ref = p.get("reference", {})
+    lam = root / "metrics" / "adamergex" / "lambda_dev.json"
+    chosen = (
+        f"λ = {read_json(lam)['chosen']:g}, chosen on code-mixed dev among {', '.join(map(str, p.get('lambdas')))}"
+        if lam.is_file() and p.get("lambdas")
+        else f"λ = {p.get('merge', {}).get('lambda')}"
+    )
+    return (
+        f"LoRA (r = {p.get('lora', {}).get('r')}) adapters on θ_base. `lora_en`: fine-tuned on the English task data, "
+        f"applied as is; `lora_adamergex`: that adapter + λ·(reference_cm − reference_en), {chosen}; `lora_cm`: "
+        f"fine-tuned on the code-mixed task data. Seeds {', '.join(map(str, p.get('seeds', [])))} vary the task "
+        f"adapters only; all share the two reference adapters (LoRA MLM on equal numbers of English and code-mixed "
+        f"lines, seed {ref.get('seed')}; a random MLM head trained first for {ref.get('head_steps', 0)} steps)."
+    )
+
+
+def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
+    """The learning curve as Markdown: macro-F1 per size and method, each method's difference to the reference
+    with its Holm-adjusted two-level bootstrap p-value, and a link to the figure."""
+    methods, ref = summary["methods"], summary["reference"]
+    sizes = sorted(summary["sizes"].values(), key=lambda s: s["rows"])
+    head = "| task training rows | " + " | ".join(f"`{m}`" for m in methods) + " |"
+    lines = [head, "|" + "---|" * (len(methods) + 1)]
+    for entry in sizes:
+        cells = []
+        for m in methods:
+            e = entry["methods"][m]
+            cell = f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f}"
+            if m != ref:
+                v = entry["vs_reference"][m]
+                star = "*" if v["p_holm"] < alpha else ""
+                cell += f" ({100 * v['delta_macro_f1']:+.1f}{star}, p={v['p_holm']:.3f})"
+            cells.append(cell)
+        lines.append(f"| {entry['rows']} | " + " | ".join(cells) + " |")
+    return (
+        "\n".join(lines) + f"\n\nTest macro-F1 × 100 on all {summary['test_items']} test items, mean ± std over seeds "
+        f"{', '.join(map(str, summary['seeds']))}. In parentheses: difference to `{ref}` at the same size, p-value of "
+        f"a two-level bootstrap ({summary['n_boot']:,} resamples of seeds and items), Holm-corrected over the "
+        f"{summary['n_comparisons']} comparisons of this table; * marks p < {alpha}.\n\n"
+        f"![learning curve]({Path(figure).as_posix()})\n"
+    )
 
 
 def render_readme(
     readme: str | Path = "README.md", results_dir: str | Path = RESULTS, check: bool = False
 ) -> list[str]:
-    """Regenerate every ``<!-- results:NAME -->`` block of ``readme``; return the names of blocks that changed.
+    """Regenerate every ``<!-- results:NAME[:PART] -->`` block of ``readme`` (and the curve figures next to it);
+    return the names of blocks (or figures) that changed.
 
     With ``check``, nothing is written: the caller reports the stale blocks.
     """
+    import tempfile
+
+    from cmmerge.eval.curve import save_curve_figure
+
     readme = Path(readme)
     text = readme.read_text(encoding="utf-8")
     changed: list[str] = []
 
     def fill(match: re.Match) -> str:
-        body = record_table(match["name"], results_dir)
+        part = match["part"] or "methods"
+        label = match["name"] + (f":{part}" if match["part"] else "")
+        body = record_table(match["name"], results_dir, part)
+        if part == "curve":
+            figure = readme.parent / FIGURES / f"{match['name']}_curve.svg"
+            with tempfile.TemporaryDirectory() as tmp:
+                fresh = Path(tmp) / figure.name
+                save_curve_figure(
+                    read_json(Path(results_dir) / match["name"] / "metrics" / "curve_summary.json"), fresh
+                )
+                if not figure.is_file() or figure.read_bytes() != fresh.read_bytes():
+                    changed.append(f"{figure}")
+                    if not check:
+                        figure.parent.mkdir(parents=True, exist_ok=True)
+                        figure.write_bytes(fresh.read_bytes())
         if body != match["body"]:
-            changed.append(match["name"])
-        return match.group(1) + body + match.group(4)
+            changed.append(label)
+        return match.group(1) + body + match.group(5)
 
     new = _BLOCK.sub(fill, text)
     if not check and new != text:

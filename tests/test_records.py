@@ -193,3 +193,24 @@ def test_cli_check_exits_non_zero_on_a_stale_block(run_dir, tmp_path):
     assert out.returncode == 2
     assert "results blocks demo_run differ from their records" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
+    # the AdaMergeX summary has the report's structure: reuse the run's as one
+    (run_dir / "metrics" / "adamergex").mkdir()
+    shutil.copy(run_dir / "metrics" / "summary.json", run_dir / "metrics" / "adamergex" / "summary.json")
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- results:demo_run -->\n<!-- /results:demo_run -->\n"
+        "<!-- results:demo_run:adamergex -->\nold\n<!-- /results:demo_run:adamergex -->\n"
+    )
+    assert records.render_readme(readme, run_dir / "results") == ["demo_run", "demo_run:adamergex"]
+    text = readme.read_text()
+    adamergex = records.record_table("demo_run", run_dir / "results", "adamergex")
+    assert adamergex in text and "`lora_adamergex`: that adapter + λ·(reference_cm − reference_en)" in adamergex
+    assert text.endswith("<!-- /results:demo_run:adamergex -->\n")
+    with pytest.raises(DataError, match=r"curve_summary.json: record 'demo_run' has no curve results"):
+        records.record_table("demo_run", run_dir / "results", "curve")
+    with pytest.raises(DataError, match=r"record part 'nope': expected one of methods, adamergex, curve"):
+        records.record_table("demo_run", run_dir / "results", "nope")

@@ -100,3 +100,22 @@ def test_curve_errors_name_the_key(setup, tmp_path):
         )  # fmt: skip
     with pytest.raises(ConfigError, match="sizes has duplicates"):
         CurveParams(sizes=[30, 30]).validate("curve")
+
+
+def test_curve_table_and_figure_come_from_the_summary(setup, tmp_path):
+    from cmmerge.eval.curve import save_curve_figure
+    from cmmerge.records import curve_table
+
+    curve = CurveParams(sizes=[30, 60], methods=["full_ft", "joint_ft"], seeds=[1, 2], n_boot=200)
+    summary = _run(setup, tmp_path, curve)
+    table = curve_table(summary, 0.05, "docs/figures/x_curve.svg")
+    joint = summary["sizes"]["60"]["vs_reference"]["joint_ft"]
+    full = summary["sizes"]["60"]["methods"]["full_ft"]
+    assert f"| 60 | {100 * full['mean']:.1f} ± {100 * full['std']:.1f} | " in table
+    assert f"({100 * joint['delta_macro_f1']:+.1f}" in table and f"p={joint['p_holm']:.3f})" in table
+    assert "Holm-corrected over the 2 comparisons" in table and "![learning curve](docs/figures/x_curve.svg)" in table
+    # the README figure is regenerated and compared byte for byte: the same summary must give the same SVG
+    save_curve_figure(summary, tmp_path / "a.svg")
+    save_curve_figure(summary, tmp_path / "b.svg")
+    assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+    assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:400]
