@@ -8,11 +8,16 @@ As in lm-evaluation-harness, an experiment is a short file that names what diffe
       task: {path: ../shared/data/sentimix_hinglish}
 
 ``include`` lists files (relative to the including file) composed first, in order. Mappings merge
-key by key, recursively; any other value (a list, a number, a string) replaces what was there; the
-value ``__delete__`` removes a key (e.g. a demo transfer pair). The composed result is a complete
-``params.yaml``, so DVC tracks the experiment exactly as it tracks the default:
-``cmmerge config apply CONFIG`` writes it, ``cmmerge exp run CONFIG`` writes it and runs
-``dvc exp run``.
+key by key, recursively; any other value (a list, a number, a string) replaces what was there; an
+empty mapping (``transfer: {}``) replaces the mapping, clearing it; the value ``__delete__`` removes a
+key (e.g. a demo transfer pair). The composed result is a complete ``params.yaml``, so DVC tracks the
+experiment exactly as it tracks the default: ``cmmerge config apply CONFIG`` writes it,
+``cmmerge exp run CONFIG`` writes it and runs ``dvc exp run``.
+
+The default lives in ``configs/default.yaml``; experiments include it, never ``params.yaml``, which is
+the *output* of whatever was applied last (a mutable file cannot be a base: after applying experiment A,
+experiment B would compose on top of A). Applying a config without includes copies it byte for byte, so
+``params.yaml`` on main is ``configs/default.yaml`` with its comments (a test checks they are identical).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     for key, value in overlay.items():
         if value == DELETE:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+        elif isinstance(value, dict) and value and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -71,8 +76,11 @@ def dump(params: dict[str, Any]) -> str:
 
 
 def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
+    """Compose ``config`` and write it to ``out``; a config without includes is copied as it is (comments kept)."""
     params = compose(config)
-    Path(out).write_text(dump(params), encoding="utf-8")
+    raw = load_yaml(config)
+    text = Path(config).read_text(encoding="utf-8") if "include" not in raw else dump(params)
+    Path(out).write_text(text, encoding="utf-8")
     return params
 
 

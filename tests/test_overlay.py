@@ -58,3 +58,28 @@ def test_shipped_configs_compose_to_valid_params(repo_root, tmp_path):
             ("finetune", FinetuneParams),
         ]:
             load_section(section, cls, out)
+
+
+def test_an_empty_mapping_clears_and_a_config_without_includes_is_copied_as_is(tmp_path):
+    from cmmerge.overlay import apply
+
+    assert deep_merge({"transfer": {"en_es": {"path": "p"}}, "x": 1}, {"transfer": {}}) == {"transfer": {}, "x": 1}
+    base = tmp_path / "default.yaml"
+    base.write_text("# the default, with comments\nmerge: {lambda: 0.5}  # λ\n")
+    (tmp_path / "exp.yaml").write_text("include: [default.yaml]\nmerge: {lambda: 0.3}\n")
+    apply(base, tmp_path / "params.yaml")
+    assert (tmp_path / "params.yaml").read_text() == base.read_text()
+    assert apply(tmp_path / "exp.yaml", tmp_path / "params.yaml") == {"merge": {"lambda": 0.3}}
+    assert (tmp_path / "params.yaml").read_text().startswith("# composed by `cmmerge config apply`")
+
+
+def test_params_yaml_is_the_default_config_and_experiments_include_it(repo_root):
+    """params.yaml is mutable (an applied experiment overwrites it): the default lives in configs/default.yaml,
+    and no config may build on params.yaml."""
+    assert (repo_root / "params.yaml").read_text() == (repo_root / "configs" / "default.yaml").read_text(), (
+        "params.yaml differs from configs/default.yaml: edit configs/default.yaml and run "
+        "`cmmerge config apply configs/default.yaml` (or restore params.yaml after an experiment)"
+    )
+    for config in (repo_root / "configs").rglob("*.yaml"):
+        includes = yaml.safe_load(config.read_text()).get("include", []) if config.name != "default.yaml" else []
+        assert not [i for i in includes if i.endswith("params.yaml")], f"{config} includes params.yaml"
