@@ -99,9 +99,9 @@ def _report(args) -> None:
 
 
 def _config_show(args) -> None:
-    from cmmerge.overlay import compose, dump
+    from cmmerge.overlay import composed_and_validated, dump
 
-    print(dump(compose(args.config)), end="")
+    print(dump(composed_and_validated(args.config)), end="")
 
 
 def _config_apply(args) -> None:

@@ -75,9 +75,20 @@ def dump(params: dict[str, Any]) -> str:
     return header + yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=120)
 
 
-def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
-    """Compose ``config`` and write it to ``out``; a config without includes is copied as it is (comments kept)."""
+def composed_and_validated(config: str | Path) -> dict:
+    """:func:`compose`, then every section checked (:func:`cmmerge.schema.validate_params`) before anything
+    is written or run."""
+    from cmmerge.schema import validate_params
+
     params = compose(config)
+    validate_params(params, where=str(config))
+    return params
+
+
+def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
+    """Compose and validate ``config``, then write it to ``out``; a config without includes is copied as it is
+    (comments kept). Nothing is written if validation fails."""
+    params = composed_and_validated(config)
     raw = load_yaml(config)
     text = Path(config).read_text(encoding="utf-8") if "include" not in raw else dump(params)
     Path(out).write_text(text, encoding="utf-8")

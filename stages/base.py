@@ -1,17 +1,9 @@
 """DVC stage ``base``: materialise θ_base (with its pre-training head) as models/base."""
 
-from dataclasses import dataclass
-
 from cmmerge.models import export_base
 from cmmerge.params import load_section
 from cmmerge.runner import stage_main
-
-
-@dataclass
-class ModelParams:
-    name: str
-    seed: int = 13
-    trust_remote_code: bool = False
+from cmmerge.sections import ModelParams
 
 
 def main() -> None:

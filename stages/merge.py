@@ -8,49 +8,13 @@ manifest of only its own method and parameters, so changing the TIES settings le
 arithmetic output byte-identical and DVC reruns only what descends from the changed one.
 """
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 from cmmerge.eval.sweep import lambda_from_sweep
 from cmmerge.merge import MergeConfig, run_merge
-from cmmerge.params import load_section, require
+from cmmerge.params import load_section
 from cmmerge.runner import stage_main
+from cmmerge.sections import MergeParams
 
 SWEEP = "metrics/sweep.json"  # a dep of this stage in dvc.yaml, read only with merge.lambda: dev
-
-
-@dataclass
-class TiesParams:
-    density: float = 0.2
-    lam: float = field(default=1.0, metadata={"key": "lambda"})
-    sign_election: Literal["total", "frequency"] = "total"
-    with_english: bool = True  # add τ_en = θ_en − θ_base (multi-source merging)
-
-    def validate(self, where: str) -> None:
-        require(0.0 < self.density <= 1.0, f"{where}.density must be in (0, 1], got {self.density}")
-
-
-@dataclass
-class SwapParams:
-    """Bandarkar et al. 2024: the outer blocks (and embeddings) from the code-mixed expert, the rest from the
-    English task expert."""
-
-    bottom: int = 1
-    top: int = 1
-    transition: int = 0
-
-    def validate(self, where: str) -> None:
-        for key in ("bottom", "top", "transition"):
-            require(getattr(self, key) >= 0, f"{where}.{key} must be >= 0, got {getattr(self, key)}")
-
-
-@dataclass
-class MergeParams:
-    # task arithmetic θ_base + λ·τ_cpt: a number, or "dev" for the λ of the best dev macro-F1 of the sweep stage
-    lam: float | Literal["dev"] = field(default=0.5, metadata={"key": "lambda"})
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    ties: TiesParams = field(default_factory=TiesParams)
-    swap: SwapParams = field(default_factory=SwapParams)
 
 
 def main() -> None:

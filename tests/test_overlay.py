@@ -60,16 +60,17 @@ def test_shipped_configs_compose_to_valid_params(repo_root, tmp_path):
             load_section(section, cls, out)
 
 
-def test_an_empty_mapping_clears_and_a_config_without_includes_is_copied_as_is(tmp_path):
+def test_an_empty_mapping_clears_and_a_config_without_includes_is_copied_as_is(repo_root, tmp_path):
     from cmmerge.overlay import apply
 
     assert deep_merge({"transfer": {"en_es": {"path": "p"}}, "x": 1}, {"transfer": {}}) == {"transfer": {}, "x": 1}
     base = tmp_path / "default.yaml"
-    base.write_text("# the default, with comments\nmerge: {lambda: 0.5}  # λ\n")
-    (tmp_path / "exp.yaml").write_text("include: [default.yaml]\nmerge: {lambda: 0.3}\n")
+    base.write_text((repo_root / "configs" / "default.yaml").read_text() + "# a comment kept by apply\n")
+    (tmp_path / "exp.yaml").write_text("include: [default.yaml]\nmerge: {lambda: 0.3}\ntransfer: {}\n")
     apply(base, tmp_path / "params.yaml")
     assert (tmp_path / "params.yaml").read_text() == base.read_text()
-    assert apply(tmp_path / "exp.yaml", tmp_path / "params.yaml") == {"merge": {"lambda": 0.3}}
+    composed = apply(tmp_path / "exp.yaml", tmp_path / "params.yaml")
+    assert composed["merge"]["lambda"] == 0.3 and composed["transfer"] == {}
     assert (tmp_path / "params.yaml").read_text().startswith("# composed by `cmmerge config apply`")
 
 
@@ -83,3 +84,35 @@ def test_params_yaml_is_the_default_config_and_experiments_include_it(repo_root)
     for config in (repo_root / "configs").rglob("*.yaml"):
         includes = yaml.safe_load(config.read_text()).get("include", []) if config.name != "default.yaml" else []
         assert not [i for i in includes if i.endswith("params.yaml")], f"{config} includes params.yaml"
+
+
+def test_every_shipped_config_and_params_yaml_validate_as_a_whole(repo_root):
+    from cmmerge.schema import validate_params
+
+    validate_params(yaml.safe_load((repo_root / "params.yaml").read_text()), "params.yaml")
+    runnable = [c for c in (repo_root / "configs").rglob("*.yaml") if c.parent.name not in {"models", "accelerate"}]
+    for config in runnable:
+        built = validate_params(compose(config), str(config))
+        assert built["report"].reference in built["methods"]
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ("cpt: __delete__\n", r"section\(s\) cpt missing"),
+        ("merg: {lambda: 0.3}\n", r"unknown section\(s\) merg"),
+        ("report: {reference: best_ft}\n", r"report.reference is 'best_ft', not one of methods"),
+        ("curve: {methods: [full_ft, nope_ft]}\n", r"curve.methods names nope_ft"),
+        ("methods: {x_ft: {train: data/prepared/task}}\n", r"methods.x_ft.init is required"),
+        ("finetune: {optim: {learning_rate: fast}}\n", r"finetune.optim.learning_rate must be a number or one of"),
+    ],
+)
+def test_config_apply_refuses_a_broken_config_and_writes_nothing(repo_root, tmp_path, overlay, message):
+    from cmmerge.overlay import apply
+
+    (tmp_path / "bad.yaml").write_text(f"include: [{repo_root / 'configs' / 'default.yaml'}]\n{overlay}")
+    out = tmp_path / "params.yaml"
+    out.write_text("earlier: 1\n")
+    with pytest.raises(ConfigError, match=message):
+        apply(tmp_path / "bad.yaml", out)
+    assert out.read_text() == "earlier: 1\n"
