@@ -16,7 +16,8 @@ README's results tables are generated from records by :func:`render_readme` (``c
 a test regenerates them and fails on any difference. A block names a record and optionally a part of it:
 ``<!-- results:NAME -->`` the methods table, ``<!-- results:NAME:adamergex -->`` the AdaMergeX table,
 ``<!-- results:NAME:curve -->`` the learning curve (a table and ``docs/figures/NAME_curve.svg``, drawn
-from the record too).
+from the record too), ``<!-- results:NAME:claims -->`` the seed papers' claims tested on the record
+(:mod:`cmmerge.claims`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _BLOCK = re.compile(
     r"(<!-- /results:(?P=name)(?::(?P=part))? -->)",
     re.S,
 )
-PARTS = ("methods", "adamergex", "curve")
+PARTS = ("methods", "adamergex", "curve", "claims")
 FIGURES = Path("docs/figures")
 
 
@@ -245,6 +246,11 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
     alpha = params.get("report", {}).get("alpha", 0.05)
     if part == "methods":
         return markdown_table(read_json(root / "metrics" / "summary.json"), alpha, caption=shared_randomness(params))
+    if part == "claims":
+        from cmmerge.claims import CLAIMS, claims_table, load_claims
+
+        report = params.get("report", {})
+        return claims_table(root, load_claims(CLAIMS), report.get("n_boot", 10_000), report.get("seed", 0))
     path = root / "metrics" / ("adamergex/summary.json" if part == "adamergex" else "curve_summary.json")
     if not path.is_file():
         raise DataError(f"{path}: record '{name}' has no {part} results (was its {part} stage in the run?)")

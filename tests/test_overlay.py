@@ -45,7 +45,9 @@ def test_shipped_configs_compose_to_valid_params(repo_root, tmp_path):
     from cmmerge.train.finetune import FinetuneParams
 
     configs = sorted((repo_root / "configs").rglob("*.yaml"))
-    runnable = [c for c in configs if not c.name.startswith("_") and c.parent.name not in {"models", "accelerate"}]
+    runnable = [
+        c for c in configs if not c.name.startswith("_") and c.parent.name not in {"models", "accelerate", "claims"}
+    ]
     assert len(runnable) >= 4
     for config in runnable:
         params = compose(config)
@@ -90,7 +92,9 @@ def test_every_shipped_config_and_params_yaml_validate_as_a_whole(repo_root):
     from cmmerge.schema import validate_params
 
     validate_params(yaml.safe_load((repo_root / "params.yaml").read_text()), "params.yaml")
-    runnable = [c for c in (repo_root / "configs").rglob("*.yaml") if c.parent.name not in {"models", "accelerate"}]
+    runnable = [
+        c for c in (repo_root / "configs").rglob("*.yaml") if c.parent.name not in {"models", "accelerate", "claims"}
+    ]
     for config in runnable:
         built = validate_params(compose(config), str(config))
         assert built["report"].reference in built["methods"]

@@ -214,3 +214,38 @@ def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
         records.record_table("demo_run", run_dir / "results", "curve")
     with pytest.raises(DataError, match=r"record part 'nope': expected one of methods, adamergex, curve"):
         records.record_table("demo_run", run_dir / "results", "nope")
+
+
+def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
+    from cmmerge.claims import _size_in_interval, claims_table, evaluate_claims, load_claims
+
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    path = tmp_path / "claims.yaml"
+    base = {"source": "a paper", "claim": "x"}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "claims": [
+                    {**base, "id": "ta", "method": "ta_ft", "versus": "full_ft", "low": 2.0, "high": 5.0},
+                    {**base, "id": "same", "method": "full_ft", "versus": "full_ft"},
+                    {**base, "id": "absent", "method": "swap_ft", "versus": "full_ft"},
+                ]
+            }
+        )
+    )
+    rows = evaluate_claims(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
+    summary = read_json(run_dir / "metrics" / "summary.json")["methods"]
+    ta, same, absent = rows
+    assert ta["delta_macro_f1"] == pytest.approx(summary["ta_ft"]["task"]["mean"] - summary["full_ft"]["task"]["mean"])
+    assert ta["delta_ci95_low"] > 0 and ta["p_holm"] >= ta["p_value"]
+    assert same["delta_macro_f1"] == 0.0 and same["p_value"] == 1.0
+    assert absent["status"] == "not run (swap_ft not in this record)"
+    table = claims_table(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
+    assert "higher (CI excludes 0)" in table and "no difference detected (CI includes 0" in table
+    assert "Holm-corrected over the 2 claims tested" in table
+    # a claimed size is "in the interval" when the two ranges overlap, open ends included
+    claim = load_claims(path)[0]
+    assert _size_in_interval(claim, 1.0, 2.5) == "yes" and _size_in_interval(claim, 5.5, 9.0) == "no"
+    path.write_text(yaml.safe_dump({"claims": [{**base, "id": "a", "method": "m", "versus": "v"}] * 2}))
+    with pytest.raises(DataError, match=r"claim ids repeat: \['a'\]"):
+        load_claims(path)
