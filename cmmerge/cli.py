@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="record: skip the check that dvc.lock matches the workspace")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="readme: write nothing; exit 2 if a block is stale")
-    parts = ["methods", "adamergex", "curve", "claims"]
+    parts = ["methods", "adamergex", "curve", "claims", "cpt"]
     p.add_argument("--part", default="methods", choices=parts, help="table: which part of the record")
 
     register_merge(sub)

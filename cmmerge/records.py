@@ -17,7 +17,8 @@ a test regenerates them and fails on any difference. A block names a record and 
 ``<!-- results:NAME -->`` the methods table, ``<!-- results:NAME:adamergex -->`` the AdaMergeX table,
 ``<!-- results:NAME:curve -->`` the learning curve (a table and ``docs/figures/NAME_curve.svg``, drawn
 from the record too), ``<!-- results:NAME:claims -->`` the seed papers' claims tested on the record
-(:mod:`cmmerge.claims`).
+(:mod:`cmmerge.claims`), ``<!-- results:NAME:cpt -->`` the CPT run's validation loss per evaluation (a
+table and ``docs/figures/NAME_cpt.svg``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _BLOCK = re.compile(
     r"(<!-- /results:(?P=name)(?::(?P=part))? -->)",
     re.S,
 )
-PARTS = ("methods", "adamergex", "curve", "claims")
+PARTS = ("methods", "adamergex", "curve", "claims", "cpt")
 FIGURES = Path("docs/figures")
 
 
@@ -246,6 +247,8 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
     alpha = params.get("report", {}).get("alpha", 0.05)
     if part == "methods":
         return markdown_table(read_json(root / "metrics" / "summary.json"), alpha, caption=shared_randomness(params))
+    if part == "cpt":
+        return cpt_table(root, FIGURES / f"{name}_cpt.svg")
     if part == "claims":
         from cmmerge.claims import CLAIMS, claims_table, load_claims
 
@@ -304,6 +307,63 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
     )
 
 
+CPT_CURVE = Path("metrics/train/cpt/plots/metrics")  # DVCLive's folders inside a run's metrics
+
+
+def _tsv(path: Path) -> list[tuple[float, float]]:
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    return [(float(a), float(b)) for a, b in (line.split("\t")[:2] for line in lines if line.strip())]
+
+
+def cpt_table(root: Path, figure: str | Path) -> str:
+    """The CPT run of a record: validation loss after each evaluation (epoch), where it was best, and whether
+    training stopped early; the figure shows it with the training loss."""
+    curve = root / CPT_CURVE / "eval" / "loss.tsv"
+    if not curve.is_file():
+        raise DataError(f"{curve}: the record's CPT run has no validation curve (corpus.valid_fraction was 0?)")
+    summary = read_json(root / "metrics" / "cpt.json")
+    valid = _tsv(curve)
+    best = min(range(len(valid)), key=lambda i: valid[i][1])
+    lines = ["| evaluation | optimiser step | validation loss |", "|---|---|---|"]
+    lines += [f"| {i + 1}{' (kept)' if i == best else ''} | {int(s)} | {v:.3f} |" for i, (s, v) in enumerate(valid)]
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    patience = params.get("cpt", {}).get("early_stopping_patience", 0)
+    how = (
+        f"stopped after {summary.get('epochs_run')} evaluations, the last {patience} without improvement"
+        if summary.get("stopped_early")
+        else "ran every epoch it was given"
+    )
+    return (
+        "\n".join(lines)
+        + f"\n\nCPT (MLM) on {summary.get('train_tokens')} tokens in {summary.get('train_blocks')} blocks: "
+        f"{how}; the weights after evaluation {best + 1} (validation loss {valid[best][1]:.3f}) are θ_cpt.\n\n"
+        f"![CPT loss]({Path(figure).as_posix()})\n"
+    )
+
+
+def save_cpt_figure(root: Path, path: Path) -> None:
+    """Training and validation loss of a record's CPT run against the optimiser step (deterministic SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"svg.hashsalt": "cmmerge", "svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+        for name, style, label in (("train", "-", "training"), ("eval", "o-", "validation")):
+            points = _tsv(root / CPT_CURVE / name / "loss.tsv")
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("MLM loss")
+        ax.set_title("continued pre-training")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, metadata={"Date": None})
+        plt.close(fig)
+
+
 def render_readme(
     readme: str | Path = "README.md", results_dir: str | Path = RESULTS, check: bool = False
 ) -> list[str]:
@@ -324,13 +384,15 @@ def render_readme(
         part = match["part"] or "methods"
         label = match["name"] + (f":{part}" if match["part"] else "")
         body = record_table(match["name"], results_dir, part)
-        if part == "curve":
-            figure = readme.parent / FIGURES / f"{match['name']}_curve.svg"
+        root = Path(results_dir) / match["name"]
+        if part in ("curve", "cpt"):
+            figure = readme.parent / FIGURES / f"{match['name']}_{part}.svg"
             with tempfile.TemporaryDirectory() as tmp:
                 fresh = Path(tmp) / figure.name
-                save_curve_figure(
-                    read_json(Path(results_dir) / match["name"] / "metrics" / "curve_summary.json"), fresh
-                )
+                if part == "curve":
+                    save_curve_figure(read_json(root / "metrics" / "curve_summary.json"), fresh)
+                else:
+                    save_cpt_figure(root, fresh)
                 if not figure.is_file() or figure.read_bytes() != fresh.read_bytes():
                     changed.append(f"{figure}")
                     if not check:

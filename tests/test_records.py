@@ -212,7 +212,7 @@ def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
     assert text.endswith("<!-- /results:demo_run:adamergex -->\n")
     with pytest.raises(DataError, match=r"curve_summary.json: record 'demo_run' has no curve results"):
         records.record_table("demo_run", run_dir / "results", "curve")
-    with pytest.raises(DataError, match=r"record part 'nope': expected one of methods, adamergex, curve"):
+    with pytest.raises(DataError, match=r"record part .nope.: expected one of methods, adamergex, curve, claims, cpt"):
         records.record_table("demo_run", run_dir / "results", "nope")
 
 
@@ -249,3 +249,26 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     path.write_text(yaml.safe_dump({"claims": [{**base, "id": "a", "method": "m", "versus": "v"}] * 2}))
     with pytest.raises(DataError, match=r"claim ids repeat: \['a'\]"):
         load_claims(path)
+
+
+def test_cpt_part_shows_the_validation_curve_and_its_figure(run_dir, tmp_path):
+    curves = run_dir / "metrics" / "train" / "cpt" / "plots" / "metrics"
+    for name, rows in (("eval", [(100, 5.8), (200, 4.9), (300, 5.0), (400, 5.1)]), ("train", [(50, 7.0), (400, 4.0)])):
+        (curves / name).mkdir(parents=True)
+        (curves / name / "loss.tsv").write_text("step\tloss\n" + "".join(f"{s}\t{v}\n" for s, v in rows))
+    write_json(run_dir / "metrics" / "cpt.json", {"train_blocks": 10, "train_tokens": 640, "epochs_run": 4,
+                                                   "stopped_early": True})  # fmt: skip
+    params = yaml.safe_load((run_dir / "params.yaml").read_text())
+    params["cpt"]["early_stopping_patience"] = 2
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params))
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    table = records.record_table("demo_run", run_dir / "results", "cpt")
+    assert "| 2 (kept) | 200 | 4.900 |" in table and "| 4 | 400 | 5.100 |" in table
+    assert "stopped after 4 evaluations, the last 2 without improvement" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:demo_run:cpt -->\n<!-- /results:demo_run:cpt -->\n")
+    figure = tmp_path / "docs" / "figures" / "demo_run_cpt.svg"
+    assert records.render_readme(readme, run_dir / "results", check=True) == [str(figure), "demo_run:cpt"]
+    assert not figure.exists()
+    records.render_readme(readme, run_dir / "results")
+    assert figure.read_bytes().startswith(b"<?xml") and records.render_readme(readme, run_dir / "results", True) == []
