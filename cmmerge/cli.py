@@ -151,6 +151,7 @@ def _results(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cmmerge.data.fetch import register as register_data
     from cmmerge.merge.cli import register as register_merge
 
     parser = argparse.ArgumentParser(prog="cmmerge", description=__doc__.split("\n\n")[0])
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", default="methods", choices=parts, help="table: which part of the record")
 
     register_merge(sub)
+    register_data(sub)
     return parser
 
 
