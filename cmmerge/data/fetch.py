@@ -199,7 +199,14 @@ def _download(source: Source, entry: Entry, target: Path) -> None:
                 raise DataError(
                     f"data set {entry.name}: cannot download {source.file} from {url} ({reason}); {offline_hint}"
                 ) from None
-        _check(tmp, source, entry, url, "run the command again; if it persists, the file at that URL changed")
+        _check(
+            tmp,
+            source,
+            entry,
+            url,
+            "the file was not used; run the command again, and if it persists the file at that URL is not the one "
+            f"registered (compare repository/commit/path in cmmerge/data/registry/{entry.name}.yaml)",
+        )
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
