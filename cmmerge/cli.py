@@ -150,6 +150,12 @@ def _results(args) -> None:
         print(records.diff_records(*args.names), end="")
 
 
+def _pr_report(args) -> None:
+    from cmmerge.pr_report import pr_report
+
+    print(f"wrote {pr_report('.', args.base, args.out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cmmerge.data.fetch import register as register_data
     from cmmerge.merge.cli import register as register_merge

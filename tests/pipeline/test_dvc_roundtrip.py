@@ -136,3 +136,37 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     params = json.loads(dvc(repo, "params", "diff", "--json").stdout)
     change = params["params.yaml"]["merge.lambda"]
     assert (change["old"], change["new"]) == (0.5, 0.3)
+
+
+def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
+    """The pull-request comment for a commit that changes merge.lambda: the metrics diff and the changed
+    methods name exactly what is downstream of the task-arithmetic merge (ties/swap outputs are unchanged)."""
+    import subprocess
+    import sys
+
+    root = tiny_pipeline["root"]
+    branch = root / "branch"
+    git(root, "clone", "-q", str(tiny_pipeline["repo"]), str(branch))
+    base = git(branch, "rev-parse", "HEAD").strip()
+    dvc(branch, "pull")
+    edit_params(branch, **{"merge.lambda": 3.0})
+    ran = ran_stages(dvc(branch, "repro").stdout)
+    assert {"merge", "finetune@ta_ft", "evaluate@ta_ft"} <= ran and "finetune@ties_ft" not in ran
+    git(branch, "commit", "-qam", "lambda 3")
+    done = subprocess.run(
+        [sys.executable, "-m", "cmmerge", "pr-report", "--base", base, "--out", "pr"],
+        cwd=branch,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    report = (branch / "pr" / "report.md").read_text()
+    changed_section = report.split("### Methods whose in-pair macro-F1 changed")[1].split("###")[0]
+    assert re.findall(r"\| `(\w+)` \|", changed_section) == ["ta_ft"]
+    diff_section = report.split("### `dvc metrics diff`")[1].split("###")[0]
+    evals = set(re.findall(r"metrics/eval/(\w+)\.json", diff_section))
+    assert evals == {"ta_ft"}, diff_section
+    assert "### Results table: base" in report and "### Results table: this branch" in report
+    # a changed PNG is linked from both sides, and the files are there for CML to upload
+    for link in re.findall(r"\]\((images/[^)]+)\)", report):
+        assert (branch / "pr" / link).is_file()
