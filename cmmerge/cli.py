@@ -245,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     parts = ["methods", "adamergex", "curve", "claims", "cpt"]
     p.add_argument("--part", default="methods", choices=parts, help="table: which part of the record")
 
+    pr_help = "Markdown comment for a pull request: metrics diff, tables, changed plots"
+    p = add("pr-report", _pr_report, pr_help, params=False)
+    p.add_argument("--base", required=True, help="the base revision, e.g. origin/main")
+    p.add_argument("--out", default="pr-report", help="folder for report.md and its images")
+
     register_merge(sub)
     register_data(sub)
     return parser
