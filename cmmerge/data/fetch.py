@@ -294,8 +294,38 @@ def get_dataset(
 # command line: cmmerge data list | get NAME
 
 
+def datasets_named_by(params: dict, registry: dict[str, Entry], out: str | os.PathLike = DEFAULT_OUT) -> list[str]:
+    """The registered data sets a composed params mapping reads from ``out`` (``data/real/<name>``): the task,
+    English and transfer sets, the CPT corpus and the synthesiser's sources, in the order they appear."""
+    root = Path(out)
+    paths = [
+        (params.get("prepare") or {}).get("task", {}).get("path"),
+        ((params.get("prepare") or {}).get("english") or {}).get("path"),
+        *[spec.get("path") for spec in (params.get("transfer") or {}).values() if isinstance(spec, dict)],
+        (params.get("corpus") or {}).get("real"),
+        (params.get("synthesize") or {}).get("source"),
+        ((params.get("synthesize") or {}).get("parallel") or {}).get("path"),
+    ]
+    names: list[str] = []
+    for path in filter(None, paths):
+        parts = Path(path).parts
+        if parts[: len(root.parts)] == root.parts and len(parts) > len(root.parts):
+            name = parts[len(root.parts)]
+            lookup(name, registry)
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def _cmd(args: argparse.Namespace) -> None:
     registry = load_registry()
+    if args.config:
+        from cmmerge.overlay import compose
+
+        args.names = [
+            *args.names,
+            *[n for n in datasets_named_by(compose(args.config), registry) if n not in args.names],
+        ]
     if args.action == "list":
         cache = Path(args.cache) if args.cache else default_cache()
         for entry in registry.values():
@@ -333,5 +363,6 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--cache", default=None, help=f"originals cache (default: ${CACHE_ENV} or ~/.cache/cmmerge/data)"
     )
     parser.add_argument("--mirror", default=None, help=f"offline copy holding <NAME>/raw/ (default: ${MIRROR_ENV})")
+    parser.add_argument("--config", default=None, help="get: also every data set this experiment config reads")
     parser.set_defaults(func=_cmd)
     return parser

@@ -345,3 +345,27 @@ def test_registry_entry_mismatch_is_one_line(tmp_path):
     bad = replace(entry, sources=(replace(entry.sources[0], size=entry.sources[0].size + 1), *entry.sources[1:]))
     with pytest.raises(DataError, match=r"mapping.txt from mirror .* registry says \d+ \(partial or different file\)"):
         get_dataset("tiny", out=tmp_path / "out", cache=tmp_path / "cache", mirror=mirror, registry={"tiny": bad})
+
+
+def test_a_config_names_the_data_sets_it_reads():
+    from cmmerge.data.fetch import datasets_named_by, load_registry
+    from cmmerge.overlay import compose
+
+    root = Path(__file__).resolve().parents[2]
+    registry = load_registry()
+    sentimix = datasets_named_by(compose(root / "configs/real/sentimix_hinglish.yaml"), registry)
+    assert sentimix == [
+        "sentimix_hinglish",
+        "tweeteval_en_sentiment",
+        "sentimix_spanglish",
+        "dravidian_tamil_sentiment",
+        "cpt_unlabeled",
+    ]
+    bohra = datasets_named_by(compose(root / "configs/real/bohra_hinglish_hate.yaml"), registry)
+    assert bohra == ["bohra_hinglish_hate", "tweeteval_en_hate", "cpt_unlabeled"]
+    # no real config reads outside data/real (the folder `cmmerge data get` writes)
+    for config in (root / "configs" / "real").glob("[!_]*.yaml"):
+        text = config.read_text()
+        assert "../shared" not in text, f"{config} reads ../shared: name a registered data set under data/real/"
+    with pytest.raises(DataError, match="nope"):
+        datasets_named_by({"prepare": {"task": {"path": "data/real/nope"}}}, registry)
