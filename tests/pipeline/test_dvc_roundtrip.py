@@ -147,12 +147,16 @@ def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
     root = tiny_pipeline["root"]
     branch = root / "branch"
     git(root, "clone", "-q", str(tiny_pipeline["repo"]), str(branch))
-    base = git(branch, "rev-parse", "HEAD").strip()
     dvc(branch, "pull")
-    edit_params(branch, **{"merge.lambda": 3.0})
+    # the fixture's two optimiser steps leave a tiny model's predictions unmoved by λ: train enough to see λ
+    edit_params(branch, **{"finetune.optim": {**TINY_OPTIM, "max_steps": 40, "learning_rate": 5e-3}})
+    dvc(branch, "repro")
+    git(branch, "commit", "-qam", "a longer recipe")
+    base = git(branch, "rev-parse", "HEAD").strip()
+    edit_params(branch, **{"merge.lambda": 40.0})
     ran = ran_stages(dvc(branch, "repro").stdout)
     assert {"merge", "finetune@ta_ft", "evaluate@ta_ft"} <= ran and "finetune@ties_ft" not in ran
-    git(branch, "commit", "-qam", "lambda 3")
+    git(branch, "commit", "-qam", "lambda 40")
     done = subprocess.run(
         [sys.executable, "-m", "cmmerge", "pr-report", "--base", base, "--out", "pr"],
         cwd=branch,
