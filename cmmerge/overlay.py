@@ -95,10 +95,26 @@ def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
     return params
 
 
+REGISTERED_DATA = "data/real"  # where `cmmerge data get` writes the data sets (git-ignored)
+
+
 def exp_run(config: str | Path, extra: list[str]) -> int:
-    """Compose ``config`` into params.yaml and run it as a named DVC experiment."""
-    apply(config)
+    """Compose ``config`` into params.yaml and run it as a named DVC experiment.
+
+    Queued (``--queue``, ``--run-all``) and ``--temp`` experiments run in a temporary copy of the repository that
+    holds only what git tracks; the data sets under ``data/real`` are git-ignored, so they are copied in
+    (``--copy-paths``) when the config reads them.
+    """
+    params = apply(config)
     name = Path(config).stem.replace("_", "-")
-    cmd = ["dvc", "exp", "run", "--name", name, *extra]
+    copy: list[str] = []
+    if {"--queue", "--run-all", "--temp"} & set(extra) and REGISTERED_DATA in yaml.safe_dump(params):
+        if not Path(REGISTERED_DATA).is_dir():
+            raise ConfigError(
+                f"{config} reads data sets from {REGISTERED_DATA}/, which does not exist: "
+                f"run `cmmerge data get --config {config}` first"
+            )
+        copy = ["--copy-paths", REGISTERED_DATA]
+    cmd = ["dvc", "exp", "run", *(["--name", name] if "--queue" not in extra else []), *copy, *extra]
     print("+ " + " ".join(cmd), file=sys.stderr)
     return subprocess.call(cmd)

@@ -174,3 +174,50 @@ def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
     # a changed PNG is linked from both sides, and the files are there for CML to upload
     for link in re.findall(r"\]\((images/[^)]+)\)", report):
         assert (branch / "pr" / link).is_file()
+
+
+def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_pipeline):
+    """`cmmerge exp run CONFIG -- --queue` twice, `dvc queue start -j 2`: both variants finish, though the task data
+    lives in git-ignored data/real/ (where `cmmerge data get` writes), which a queued run's copy lacks unless
+    copied in; `dvc exp show` lists both with their metrics."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    root = tiny_pipeline["root"]
+    repo = root / "queue"
+    git(root, "clone", "-q", str(tiny_pipeline["repo"]), str(repo))
+    dvc(repo, "pull")
+    shutil.copytree(repo / "data/demo/hinglish_sentiment", repo / "data/real/demo_task")
+    assert "data/real" in git(repo, "check-ignore", "-v", "data/real/demo_task/train.jsonl")
+    edit_params(repo, **{"prepare.task.path": "data/real/demo_task", "curve.sizes": [24]})
+    git(repo, "commit", "-qam", "task data from data/real")
+    config = repo / "variant.yaml"
+    config.write_text((repo / "params.yaml").read_text())
+
+    def cmmerge(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cmmerge", *args], cwd=repo, capture_output=True, text=True)
+
+    for lam in ("0.2", "0.8"):
+        done = cmmerge("exp", "run", "variant.yaml", "--", "--queue", "-S", f"merge.lambda={lam}")
+        assert done.returncode == 0, done.stderr
+        assert "--copy-paths data/real" in done.stderr
+    dvc(repo, "queue", "start", "-j", "2")
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(10)
+    assert "Failed" not in status, status + dvc(repo, "queue", "logs", status.split()[-1], check=False).stdout
+    shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    finished = []
+    for exp in exps:
+        data = exp["revs"][0]["data"]
+        lam = data["params"]["params.yaml"]["data"]["merge"]["lambda"]
+        metrics = data["metrics"]
+        assert "metrics/summary.json" in metrics and "metrics/eval/ta_ft.json" in metrics
+        finished.append(lam)
+    assert sorted(finished) == [0.2, 0.8]
