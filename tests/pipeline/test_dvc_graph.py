@@ -15,6 +15,8 @@ import pytest
 
 from .repo import copy_repo, dvc, edit_params
 
+pytestmark = pytest.mark.slow  # a fresh copy of the repository with a DVC status per test
+
 
 def _placeholder_outs(repo: Path) -> None:
     """Stand-ins for every out, and for every dep that lies inside another stage's out."""

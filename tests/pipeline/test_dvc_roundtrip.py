@@ -14,6 +14,8 @@ import pytest
 
 from .repo import copy_repo, dvc, edit_params, git
 
+pytestmark = pytest.mark.slow  # builds and runs a tiny DVC pipeline several times (minutes)
+
 METHODS = {
     "full_ft": {"init": "models/base", "train": "data/prepared/task"},
     "ta_ft": {"init": "models/merged/ta", "train": "data/prepared/task"},

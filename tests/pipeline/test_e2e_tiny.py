@@ -26,6 +26,8 @@ from cmmerge.train.common import OptimParams
 from cmmerge.train.cpt import CptParams, run_cpt
 from cmmerge.train.finetune import FinetuneParams, run_finetune
 
+pytestmark = pytest.mark.slow  # runs the whole pipeline on tiny models
+
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 

@@ -14,6 +14,8 @@ from cmmerge.models import export_base
 from cmmerge.params import from_dict
 from cmmerge.train.adapter_transfer import VARIANTS, AdapterTransferParams, run_adapter_transfer
 
+pytestmark = pytest.mark.slow  # trains reference, task and composed adapters per seed
+
 
 def _delta_w(adapter) -> dict[str, torch.Tensor]:
     """``s · B A`` per LoRA module of a peft adapter folder, keyed by the module's weight name in the model."""

@@ -18,6 +18,8 @@ from cmmerge.data.loaders import DatasetSpec
 from cmmerge.data.prepare import PrepareParams, prepare
 from cmmerge.models import export_base
 
+pytestmark = pytest.mark.slow  # starts multi-process training and kills runs
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEMO = ROOT / "data" / "demo"

@@ -17,6 +17,7 @@ from cmmerge.train.common import OptimParams
 from cmmerge.train.finetune import BlockSelection, FinetuneParams, MethodSpec, run_finetune, selected_parameters
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["xlmr", "llama"])
 def test_frozen_and_reverted_blocks_keep_their_start_values(kind, tiny_models, prepared, tmp_path):
     init = tiny_models[kind]

@@ -61,6 +61,7 @@ def test_epoch_scale_doubles_the_recipe_epochs_and_needs_numbers():
         from_dict(MethodSpec, {"init": "m", "epoch_scale": 0}, where="methods.x")
 
 
+@pytest.mark.slow
 def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, prepared, tmp_path):
     base = tmp_path / "base"
     export_base(str(tiny_models["xlmr"]), base)
@@ -92,6 +93,7 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     )
 
 
+@pytest.mark.slow
 def test_cpt_stops_when_validation_loss_stops_improving_and_keeps_the_best_epoch(tiny_models, prepared, tmp_path):
     base = tmp_path / "base"
     export_base(str(tiny_models["bert"]), base, seed=1)
