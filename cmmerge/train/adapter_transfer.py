@@ -169,16 +169,35 @@ def compose(task_adapter: Path, ref_en: Path, ref_cm: Path, merge: dict, out: Pa
     return run_adapter_merge(cfg, out)
 
 
-def materialise(base: str | Path, adapter: Path, labels: list[str], out: Path) -> None:
-    """θ_base with ``adapter`` merged in, saved as a classifier folder (with the tokenizer) at ``out``."""
+def materialise(task_model: Path, task_adapter: Path, adapter: Path, out: Path) -> None:
+    """The classifier ``task_model`` (θ_base + ΔW_task, merged) with ΔW_task swapped for ``adapter``'s ΔW, saved
+    (with the tokenizer) at ``out``.
+
+    It starts from the task model, not from θ_base: fine-tuning initialised weights the base checkpoint lacks
+    (the classification head, and a pooler the embedded encoder ships without) and kept those not in the
+    adapter; only the task run has them. peft computes both ΔW (its own scaling and rank patterns).
+    """
+    import torch
     from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForSequenceClassification
 
-    from cmmerge.models import load_classifier, load_tokenizer
+    from cmmerge.models import load_tokenizer
 
-    model = PeftModel.from_pretrained(load_classifier(str(base), labels), str(adapter)).merge_and_unload()
+    model = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(str(task_model)), str(task_adapter), adapter_name="task"
+    )
+    model.load_adapter(str(adapter), adapter_name="composed")
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, LoraLayer) and "task" in layer.lora_A:
+                base = layer.get_base_layer()
+                base.weight -= layer.get_delta_weight("task")  # back to θ_base's weight for this module
+    model.set_adapter("composed")
+    merged = model.merge_and_unload(adapter_names=["composed"])
     with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
-        load_tokenizer(str(base)).save_pretrained(tmp)
+        merged.save_pretrained(tmp)
+        load_tokenizer(str(task_model)).save_pretrained(tmp)
         shutil.copytree(adapter, tmp / "adapter")
 
 
@@ -224,7 +243,8 @@ def run_adapter_transfer(
     for seed in params.seeds:
         composed = work / f"adapter_adamergex{seed}"
         compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"], merge, composed)
-        materialise(base, composed, labels, out_dir / "lora_adamergex" / f"seed{seed}")
+        task = out_dir / "lora_en" / f"seed{seed}"
+        materialise(task, task / "adapter", composed, out_dir / "lora_adamergex" / f"seed{seed}")
     for corpus in ("corpus_en", "corpus_cm", "corpus_head"):
         shutil.rmtree(work / corpus, ignore_errors=True)
     return {v: out_dir / v for v in VARIANTS}
@@ -254,7 +274,8 @@ def _choose_lambda(
             adapter, model = work / "lambda_adapter", work / "lambda_model"
             compose(out_dir / "lora_en" / f"seed{seed}" / "adapter", refs["en"], refs["cm"],
                     {**params.merge, "lambda": lam}, adapter)  # fmt: skip
-            materialise(base, adapter, labels, model)
+            task = out_dir / "lora_en" / f"seed{seed}"
+            materialise(task, task / "adapter", adapter, model)
             per_seed[str(seed)] = macro_f1(model, dev, labels, params.max_length, 64)
             shutil.rmtree(adapter, ignore_errors=True)
             shutil.rmtree(model, ignore_errors=True)
