@@ -119,3 +119,17 @@ def test_curve_table_and_figure_come_from_the_summary(setup, tmp_path):
     save_curve_figure(summary, tmp_path / "b.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
     assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:400]
+
+
+def test_the_default_runs_curve_point_at_its_own_size_reproduces_evaluate(repo_root):
+    """The committed default run: the curve's point at prepare.max_train rows trains on the pipeline's own
+    training set with the same recipe and seeds, so its scores are evaluate's, to the last digit."""
+    import yaml
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    summary = json.loads((repo_root / "metrics" / "curve_summary.json").read_text())
+    point = summary["sizes"][str(params["prepare"]["max_train"])]
+    for method, entry in point["methods"].items():
+        evaluated = json.loads((repo_root / "metrics" / "eval" / f"{method}.json").read_text())["seeds"]
+        for seed, score in entry["seeds"].items():
+            assert score == evaluated[seed]["macro_f1"], (method, seed)
