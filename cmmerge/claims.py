@@ -87,13 +87,17 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
     record_dir = Path(record_dir)
     available = {p.stem for p in (record_dir / "predictions").glob("*.json")} - {"items"}
     rows: list[dict] = []
+    loaded: dict[str, dict] = {}  # a method's predictions are read once, however many claims name it
     for claim in claims:
         row = {"claim": claim}
         missing = [m for m in (claim.method, claim.versus) if m not in available]
         if missing:
             rows.append({**row, "status": f"not run ({', '.join(missing)} not in this record)"})
             continue
-        data = {m: expand_predictions(record_dir, m) for m in (claim.method, claim.versus)}
+        for m in (claim.method, claim.versus):
+            if m not in loaded:
+                loaded[m] = expand_predictions(record_dir, m)
+        data = {m: loaded[m] for m in (claim.method, claim.versus)}
         sets = [data[m]["sets"].get(claim.test) for m in (claim.method, claim.versus)]
         if any(s is None for s in sets):
             rows.append({**row, "status": f"not run (no test set '{claim.test}' in this record)"})

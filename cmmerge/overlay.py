@@ -95,9 +95,6 @@ def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
     return params
 
 
-REGISTERED_DATA = "data/real"  # where `cmmerge data get` writes the data sets (git-ignored)
-
-
 def exp_run(config: str | Path, extra: list[str]) -> int:
     """Compose ``config`` into params.yaml and run it as a named DVC experiment.
 
@@ -105,16 +102,18 @@ def exp_run(config: str | Path, extra: list[str]) -> int:
     holds only what git tracks; the data sets under ``data/real`` are git-ignored, so they are copied in
     (``--copy-paths``) when the config reads them.
     """
+    from cmmerge.data.fetch import DEFAULT_OUT, reads_from
+
     params = apply(config)
     name = Path(config).stem.replace("_", "-")
     copy: list[str] = []
-    if {"--queue", "--run-all", "--temp"} & set(extra) and REGISTERED_DATA in yaml.safe_dump(params):
-        if not Path(REGISTERED_DATA).is_dir():
+    if {"--queue", "--run-all", "--temp"} & set(extra) and reads_from(params):
+        if not DEFAULT_OUT.is_dir():
             raise ConfigError(
-                f"{config} reads data sets from {REGISTERED_DATA}/, which does not exist: "
+                f"{config} reads data sets from {DEFAULT_OUT}/, which does not exist: "
                 f"run `cmmerge data get --config {config}` first"
             )
-        copy = ["--copy-paths", REGISTERED_DATA]
+        copy = ["--copy-paths", DEFAULT_OUT.as_posix()]
     cmd = ["dvc", "exp", "run", *(["--name", name] if "--queue" not in extra else []), *copy, *extra]
     print("+ " + " ".join(cmd), file=sys.stderr)
     return subprocess.call(cmd)

@@ -24,7 +24,6 @@ table and ``docs/figures/NAME_cpt.svg``).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import platform
 import re
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from cmmerge.checksums import sha256_file
 from cmmerge.errors import DataError
 from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
 
@@ -48,14 +48,6 @@ _BLOCK = re.compile(
 )
 PARTS = ("methods", "adamergex", "curve", "claims", "cpt")
 FIGURES = Path("docs/figures")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -182,7 +174,7 @@ def record_run(
             rel = path.relative_to(tmp).as_posix()
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise DataError(f"{rel}: {path.stat().st_size / 2**20:.1f} MB, over the 5 MB a record file may have")
-            files[rel] = _sha256(path)
+            files[rel] = sha256_file(path)
         commit = _git(repo, "rev-parse", "HEAD")
         write_json(
             tmp / "record.json",
@@ -213,7 +205,7 @@ def load_record(name: str, results_dir: str | Path = RESULTS) -> dict:
         path = root / rel
         if not path.is_file():
             raise DataError(f"{path}: listed in {meta_path} but missing; restore it from git (git checkout -- {path})")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise DataError(f"{path}: sha256 differs from {meta_path} ('files.{rel}'); the record was edited by hand")
     return meta
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import http.client
 import logging
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from cmmerge.checksums import sha256_file
 from cmmerge.data.converters import ConvertContext, get_converter
 from cmmerge.errors import DataError
 from cmmerge.fsutil import atomic_dir
@@ -134,16 +134,8 @@ def source_url(source: Source) -> str:
     return source.url
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _matches(path: Path, source: Source) -> bool:
-    return path.is_file() and path.stat().st_size == source.size and sha256_of(path) == source.sha256
+    return path.is_file() and path.stat().st_size == source.size and sha256_file(path) == source.sha256
 
 
 def _check(path: Path, source: Source, entry: Entry, origin: str, what_to_do: str) -> None:
@@ -154,7 +146,7 @@ def _check(path: Path, source: Source, entry: Entry, origin: str, what_to_do: st
             f"data set {entry.name}: {source.file} from {origin} has {size} bytes, the registry says {source.size} "
             f"(partial or different file); {what_to_do}"
         )
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if digest != source.sha256:
         raise DataError(
             f"data set {entry.name}: {source.file} from {origin} has sha256 {digest[:16]}…, the registry says "
@@ -294,26 +286,42 @@ def get_dataset(
 # command line: cmmerge data list | get NAME
 
 
-def datasets_named_by(params: dict, registry: dict[str, Entry], out: str | os.PathLike = DEFAULT_OUT) -> list[str]:
-    """The registered data sets a composed params mapping reads from ``out`` (``data/real/<name>``): the task,
-    English and transfer sets, the CPT corpus and the synthesiser's sources, in the order they appear."""
-    root = Path(out)
+def _data_paths(params: dict) -> list[str]:
+    """Every data path a composed params mapping reads: the task, English and transfer sets, the CPT corpus and
+    the synthesiser's sources, in the order they appear."""
+    prepare, synth = params.get("prepare") or {}, params.get("synthesize") or {}
     paths = [
-        (params.get("prepare") or {}).get("task", {}).get("path"),
-        ((params.get("prepare") or {}).get("english") or {}).get("path"),
+        (prepare.get("task") or {}).get("path"),
+        (prepare.get("english") or {}).get("path"),
         *[spec.get("path") for spec in (params.get("transfer") or {}).values() if isinstance(spec, dict)],
         (params.get("corpus") or {}).get("real"),
-        (params.get("synthesize") or {}).get("source"),
-        ((params.get("synthesize") or {}).get("parallel") or {}).get("path"),
+        synth.get("source"),
+        (synth.get("parallel") or {}).get("path"),
     ]
+    return [p for p in paths if p]
+
+
+def _under(path: str, root: Path) -> str | None:
+    """The first path component below ``root`` (a data set's folder name), or None if ``path`` is elsewhere."""
+    parts = Path(path).parts
+    if parts[: len(root.parts)] == root.parts and len(parts) > len(root.parts):
+        return parts[len(root.parts)]
+    return None
+
+
+def reads_from(params: dict, out: str | os.PathLike = DEFAULT_OUT) -> bool:
+    """True if the params read any data under ``out`` (registered or not)."""
+    return any(_under(p, Path(out)) for p in _data_paths(params))
+
+
+def datasets_named_by(params: dict, registry: dict[str, Entry], out: str | os.PathLike = DEFAULT_OUT) -> list[str]:
+    """The registered data sets a composed params mapping reads from ``out`` (``data/real/<name>``), in order."""
     names: list[str] = []
-    for path in filter(None, paths):
-        parts = Path(path).parts
-        if parts[: len(root.parts)] == root.parts and len(parts) > len(root.parts):
-            name = parts[len(root.parts)]
+    for path in _data_paths(params):
+        name = _under(path, Path(out))
+        if name is not None and name not in names:
             lookup(name, registry)
-            if name not in names:
-                names.append(name)
+            names.append(name)
     return names
 
 
