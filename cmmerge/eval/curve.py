@@ -25,6 +25,7 @@ from cmmerge.errors import ConfigError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import require
 from cmmerge.train.finetune import FinetuneParams, MethodSpec
+from cmmerge.train.kept import cell_fingerprint, keep, load_kept
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,6 @@ class CurveParams:
         require(len(set(self.methods)) == len(self.methods), f"{where}.methods has duplicates: {self.methods}")
         require(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"{where}.seeds: distinct seeds")
         require(self.n_boot >= 1, f"{where}.n_boot must be at least 1, got {self.n_boot}")
-
-
-def _code_files() -> list[Path]:
-    """The code a cell's result depends on: a change to it invalidates every kept cell."""
-    import cmmerge.eval.predict
-    import cmmerge.models
-    import cmmerge.train.common
-    import cmmerge.train.finetune
-
-    modules = (cmmerge.train.finetune, cmmerge.train.common, cmmerge.eval.predict, cmmerge.models)
-    return [Path(m.__file__) for m in modules]
 
 
 def _train_folder(spec: MethodSpec, prepared_root: str, prepared: Path, where: str) -> Path:
@@ -93,7 +83,6 @@ def run_curve(
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.predict import Classifier
     from cmmerge.eval.stats import holm, resampled_seed_scores, two_level_bootstrap
-    from cmmerge.train.common import fingerprint
     from cmmerge.train.finetune import run_finetune
 
     params.validate("curve")
@@ -101,7 +90,6 @@ def run_curve(
     if unknown:
         raise ConfigError(f"curve.methods: {', '.join(unknown)} not in methods (known: {', '.join(methods)})")
     work_dir = Path(work_dir)
-    code = _code_files()
     sizes: dict[int, dict] = {}
     gold: list[str] = []
     labels: list[str] = []
@@ -129,9 +117,9 @@ def run_curve(
                     "seed": seed,
                     "eval": [eval_max_length, eval_batch_size],
                 }
-                fp = fingerprint(settings, spec.init, train, prepared / "task" / "test.jsonl", *code)
-                if cell_path.is_file() and read_json(cell_path).get("fingerprint") == fp:
-                    cell = read_json(cell_path)
+                fp = cell_fingerprint(settings, spec.init, train, prepared / "task" / "test.jsonl")
+                cell = load_kept(cell_path, fp)
+                if cell is not None:
                     log.info("curve n=%d %s seed %d: kept (%.4f)", n, method, seed, cell["macro_f1"])
                 else:
                     out = work_dir / "model"
@@ -141,14 +129,12 @@ def run_curve(
                     )  # fmt: skip
                     pred = Classifier(out, eval_max_length, eval_batch_size).predict([r["text"] for r in test])
                     shutil.rmtree(out, ignore_errors=True)
-                    cell = {
-                        "fingerprint": fp,
+                    cell = keep(cell_path, fp, {
                         "rows": rows,
                         "steps": summary["steps"],
                         "macro_f1": classification_metrics(gold, pred, labels)["macro_f1"],
                         "predictions": pred,
-                    }
-                    write_json(cell_path, cell)
+                    })  # fmt: skip
                     log.info("curve n=%d %s seed %d: test macro-F1 %.4f", n, method, seed, cell["macro_f1"])
                 preds[method].append(cell["predictions"])
                 sizes.setdefault(n, {"rows": rows, "methods": {}, "steps": {}})["steps"][method] = cell["steps"]

@@ -20,6 +20,7 @@ from cmmerge.errors import ConfigError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import load_section, require
 from cmmerge.train.finetune import FinetuneParams
+from cmmerge.train.kept import cell_fingerprint, keep, load_kept
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,24 @@ def run_recipe(
             ft = dataclasses.replace(finetune, optim=optim, seeds=list(params.seeds))
             scores, steps = {}, 0
             for seed in params.seeds:
-                out = work_dir / tag / f"seed{seed}"
-                # resume=False: a grid cell is cheap, and a stale checkpoint of another cell must not leak in
-                live = work_dir / tag / "live"
-                summary = run_finetune(init, train_dir, labels_path, ft, seed, out, live, resume=False)
-                scores[seed] = macro_f1(out, dev_rows, labels, eval_max_length, eval_batch_size)
-                steps = summary["steps"]
-                shutil.rmtree(work_dir / tag, ignore_errors=True)  # only the score is kept
+                # each (cell, seed) is kept once scored, so a killed or multi-session grid resumes
+                cell_path = work_dir / "cells" / tag / f"seed{seed}.json"
+                settings = {"finetune": dataclasses.asdict(ft), "seed": seed}
+                settings["eval"] = [eval_max_length, eval_batch_size]
+                fp = cell_fingerprint(settings, init, train_dir, labels_path)
+                kept = load_kept(cell_path, fp)
+                if kept is None:
+                    out = work_dir / tag / f"seed{seed}"
+                    # resume=False: a grid cell is cheap, and a stale checkpoint of another cell must not leak in
+                    live = work_dir / tag / "live"
+                    summary = run_finetune(init, train_dir, labels_path, ft, seed, out, live, resume=False)
+                    score = macro_f1(out, dev_rows, labels, eval_max_length, eval_batch_size)
+                    kept = keep(cell_path, fp, {"dev_macro_f1": score, "steps": summary["steps"]})
+                    shutil.rmtree(work_dir / tag, ignore_errors=True)  # only the score is kept
+                else:
+                    log.info("recipe %s seed %d: kept (dev macro-F1 %.4f)", tag, seed, kept["dev_macro_f1"])
+                scores[seed] = kept["dev_macro_f1"]
+                steps = kept["steps"]
             values = list(scores.values())
             cell = {
                 "learning_rate": float(lr),

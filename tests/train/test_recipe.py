@@ -62,7 +62,7 @@ def test_epoch_scale_doubles_the_recipe_epochs_and_needs_numbers():
 
 
 @pytest.mark.slow
-def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, prepared, tmp_path):
+def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, prepared, tmp_path, monkeypatch):
     base = tmp_path / "base"
     export_base(str(tiny_models["xlmr"]), base)
     task, labels = prepared / "prepared" / "task", prepared / "prepared" / "labels.json"
@@ -85,6 +85,23 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     assert written["chosen"] == {k: best[k] for k in ("learning_rate", "epochs", "steps")}
     assert json.loads((tmp_path / "grid.json").read_text()) == cells
     assert not any((tmp_path / "work").glob("*/seed*")), "grid checkpoints are removed once scored"
+    # a rerun (a killed or multi-session grid) reuses every scored (cell, seed) and trains only what is missing
+    import cmmerge.train.finetune as finetune_module
+
+    trained = []
+    real_run_finetune = finetune_module.run_finetune
+
+    def counting(*args, **kwargs):
+        trained.append((args[4], str(args[5])))
+        return real_run_finetune(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "run_finetune", counting)
+    (tmp_path / "work/cells/lr0.003_ep2/seed2.json").unlink()
+    again = run_recipe(
+        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16
+    )
+    assert trained == [(2, str(tmp_path / "work/lr0.003_ep2/seed2"))]
+    assert again["cells"] == cells, "retraining a lost cell reproduces its score exactly"
     # the score is evaluate's: rerunning the chosen cell and scoring it the same way gives the same number
     chosen = resolve_recipe(finetune, tmp_path / "recipe.json")
     run_finetune(base, task, labels, chosen, 1, tmp_path / "again", tmp_path / "live", resume=False)
