@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cmmerge import __version__
 from cmmerge.runner import run_main
+
+#: commands that write an output folder: each checks it first (cmmerge.fsutil.check_output) and takes --force
+FOLDER_WRITERS = ("base", "prepare", "synthesize", "corpus", "cpt", "finetune")
 
 
 def _params(args, section: str, cls):
@@ -26,45 +30,78 @@ def _params(args, section: str, cls):
     return load_section(section, cls, args.params)
 
 
+def _guard(args, out: str, inputs: list, holds: str | None = None) -> None:
+    """Refuse ``out`` before any work if writing it would destroy an input or a folder cmmerge did not write.
+
+    ``holds``: a file this command writes into ``out``, which marks an earlier output of it as replaceable.
+    """
+    from cmmerge.fsutil import check_output, has_manifest
+
+    def ours(folder: Path) -> bool:
+        return has_manifest(folder) or (holds is not None and (folder / holds).is_file())
+
+    params = [args.params] if getattr(args, "params", None) else []
+    check_output(out, [*inputs, *params], force=args.force, ours=ours, what=f"{args.command} output folder")
+
+
 def _base(args) -> None:
     from cmmerge.models import export_base
 
-    export_base(args.model, args.out, seed=args.seed, trust_remote_code=args.trust_remote_code)
+    export_base(
+        args.model,
+        args.out,
+        seed=args.seed,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+        force=args.force,
+    )
 
 
 def _prepare(args) -> None:
     from cmmerge.data.prepare import PrepareParams, prepare
 
-    prepare(_params(args, "prepare", PrepareParams), args.out, args.metrics)
+    params = _params(args, "prepare", PrepareParams)
+    _guard(args, args.out, [], holds="labels.json")
+    prepare(params, args.out, args.metrics)
 
 
 def _synthesize(args) -> None:
     from cmmerge.synth.pipeline import SynthesizeParams, run_synthesize
 
-    run_synthesize(_params(args, "synthesize", SynthesizeParams), args.out, args.metrics)
+    params = _params(args, "synthesize", SynthesizeParams)
+    _guard(args, args.out, [], holds="corpus.txt")
+    run_synthesize(params, args.out, args.metrics)
 
 
 def _corpus(args) -> None:
     from cmmerge.data.corpus import CorpusParams, build_corpus
 
+    _guard(args, args.out, [args.synthetic, args.prepared, args.transfer], holds="train.txt")
     build_corpus(
         _params(args, "corpus", CorpusParams), args.synthetic, args.prepared, args.transfer, args.out, args.metrics
     )
 
 
 def _cpt(args) -> None:
+    from cmmerge.fsutil import curves_aside
     from cmmerge.train.cpt import CptParams, run_cpt
 
-    run_cpt(args.base, args.corpus, _params(args, "cpt", CptParams), args.out, args.live)
+    params = _params(args, "cpt", CptParams)
+    _guard(args, args.out, [args.base, args.corpus])
+    with curves_aside(args.live) as live:
+        run_cpt(args.base, args.corpus, params, args.out, live)
 
 
 def _finetune(args) -> None:
+    from cmmerge.fsutil import curves_aside
     from cmmerge.train.finetune import FinetuneParams, run_finetune
     from cmmerge.train.recipe import resolve_recipe
 
     params = resolve_recipe(_params(args, "finetune", FinetuneParams), args.recipe)
     seed = params.seeds[0] if args.seed is None else args.seed
-    run_finetune(args.init, args.train, args.labels, params, seed, args.out, args.live)
+    _guard(args, args.out, [args.init, args.train, args.labels])
+    with curves_aside(args.live) as live:
+        run_finetune(args.init, args.train, args.labels, params, seed, args.out, live)
 
 
 def _evaluate(args) -> None:
@@ -168,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if params:
             p.add_argument("--params", default="params.yaml", help="params file whose section configures this step")
+        if name in FOLDER_WRITERS:
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="replace the output folder even if it is a non-empty folder cmmerge did not write",
+            )
         p.set_defaults(func=func)
         return p
 
@@ -176,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=13, help="initialises a missing pre-training head")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="read pickle weights (pytorch_model.bin), which can run code: only for a checkpoint you trust",
+    )
 
     p = add("prepare", _prepare, "load, clean and de-leak labelled data (params section 'prepare')")
     p.add_argument("--out", default="data/prepared")

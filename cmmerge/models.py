@@ -8,12 +8,19 @@ A model reference is one of
 
 Everything goes through the ``Auto*`` classes so BERT/XLM-R encoders and Llama-family decoders
 share one code path; ``family`` tells MLM encoders from CLM decoders.
+
+Weights are read from safetensors only: a pickle checkpoint (``pytorch_model.bin``, ``*.pt``) can run code
+when it is loaded, so it is refused unless the user opts in (``model.allow_pickle: true``, for the ``base``
+stage that converts it once into a safetensors ``models/base``). A shard index may only name files inside
+its model folder.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -26,8 +33,34 @@ Family = Literal["encoder", "decoder"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+_PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt", "pytorch_model.bin.index.json")
+_SAFE_INDEX = "model.safetensors.index.json"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (Path(HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--")) / "snapshots").is_dir()
+
+
+def _path_like(ref: str) -> bool:
+    """A reference meant as a local path: a hub id has no suffix, at most one '/', and its first part is not a
+    folder here (``models/cpt`` when ./models exists is a path, not the hub user ``models``)."""
+    if Path(ref).suffix or ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
+        return True
+    return "/" in ref and Path(ref.split("/", 1)[0]).is_dir()
+
+
 def resolve(ref: str) -> str:
-    """Turn a model reference into something ``from_pretrained`` accepts (a folder or a hub id)."""
+    """Turn a model reference into something ``from_pretrained`` accepts (a folder or a hub id).
+
+    Offline (the default, see cmmerge/__init__.py) a reference that is neither a folder nor a hub id in the
+    local cache fails here at once, before transformers is asked for it.
+    """
     if not isinstance(ref, str) or not ref.strip():
         raise ModelError(f"model name must be a non-empty string, got {ref!r}")
     if ref.startswith("pkg:"):
@@ -37,9 +70,64 @@ def resolve(ref: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelError(f"model '{ref}': folder has no config.json (expected a save_pretrained output)")
         return str(path)
-    if path.suffix or ref.startswith((".", "/", "~")) or not _HUB_ID.match(ref):
+    if path.exists():
+        raise ModelError(f"model '{ref}': is a file; give the folder that holds config.json and the weights")
+    if _path_like(ref):
         raise ModelError(f"model '{ref}': no such folder, and not a valid Hugging Face hub id")
+    if _offline() and not _in_hub_cache(ref):
+        raise ModelError(
+            f"model '{ref}': no such folder, and not a hub id in the local Hugging Face cache; give an existing "
+            "folder, or set HF_HUB_OFFLINE=0 to let transformers download it (cmmerge runs offline by default)"
+        )
     return ref
+
+
+def check_weights(ref: str, allow_pickle: bool = False) -> None:
+    """Refuse what a local model folder must not make us load: pickle-only weights (unless ``allow_pickle``)
+    and shard index entries that point outside the folder. Hub ids are left to ``use_safetensors``."""
+    folder = Path(resolve(ref))
+    if not folder.is_dir():
+        return
+    index = folder / _SAFE_INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ModelError(f"model '{ref}': {index} is not a safetensors index (no weight_map)") from None
+        check_shard_names(folder, weight_map, f"model '{ref}'")
+    if allow_pickle or index.is_file() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted({p.name for pattern in _PICKLE_WEIGHTS for p in folder.glob(pattern)})
+    if pickled:
+        raise ModelError(
+            f"model '{ref}': its weights are pickle files ({', '.join(pickled)}), which can run code when loaded; "
+            "re-save them as safetensors (save_pretrained(safe_serialization=True)), or, for a checkpoint you "
+            "trust, set model.allow_pickle: true in params.yaml (cmmerge base --allow-pickle) so that the base "
+            "stage converts it once"
+        )
+
+
+def check_shard_names(folder: Path, weight_map: object, label: str) -> None:
+    """Every file a shard index names must be a relative name inside ``folder`` (after following symlinks).
+
+    A Hugging Face cache snapshot keeps its files as symlinks to ``../../blobs/``: those may point there.
+    """
+    if not isinstance(weight_map, dict):
+        raise ModelError(f"{label}: {folder / _SAFE_INDEX}: weight_map is not a mapping of tensor names to files")
+    root = folder.resolve()
+    allowed = [root]
+    if root.parent.name == "snapshots":
+        allowed.append(root.parent.parent / "blobs")
+    for tensor, name in weight_map.items():
+        bad = not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts
+        if not bad:
+            real = (folder / name).resolve()
+            bad = not any(real == a or a in real.parents for a in allowed)
+        if bad:
+            raise ModelError(
+                f"{label}: {folder / _SAFE_INDEX}: weight_map['{tensor}'] = {name!r} points outside the model folder; "
+                "shards must be files inside the folder (fix or re-save the index)"
+            )
 
 
 def _package_model_dir(package: str) -> Path:
@@ -59,11 +147,15 @@ def _package_model_dir(package: str) -> Path:
     raise ModelError(f"model 'pkg:{package}': the package carries no Hugging Face folder with a config.json")
 
 
-def load_config(ref: str, trust_remote_code: bool = False):
-    """Load a model's config, turning every way it can fail into one :class:`ModelError` line."""
+def load_config(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False):
+    """Load a model's config, turning every way it can fail into one :class:`ModelError` line.
+
+    The weights are checked here too (:func:`check_weights`): every stage reads a config before the weights.
+    """
     from transformers import AutoConfig
 
     name = resolve(ref)
+    check_weights(ref, allow_pickle)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as exc:
@@ -119,14 +211,21 @@ def lm_class(fam: Family):
     return AutoModelForMaskedLM if fam == "encoder" else AutoModelForCausalLM
 
 
-def load_lm(ref: str, trust_remote_code: bool = False):
+def _pickle_hint(allow_pickle: bool) -> str:
+    return "" if allow_pickle else " (only safetensors weights are read unless model.allow_pickle is true)"
+
+
+def load_lm(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False):
     """Load the model with its pre-training head (MLM or CLM); a missing head is initialised."""
-    config = load_config(ref, trust_remote_code)
+    config = load_config(ref, trust_remote_code, allow_pickle)
     fam = family(config)
+    safe = {} if allow_pickle else {"use_safetensors": True}
     try:
-        model = lm_class(fam).from_pretrained(resolve(ref), trust_remote_code=trust_remote_code)
+        model = lm_class(fam).from_pretrained(resolve(ref), trust_remote_code=trust_remote_code, **safe)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"model '{ref}': cannot load its weights ({str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"model '{ref}': cannot load its weights ({str(exc).splitlines()[0]}){_pickle_hint(allow_pickle)}"
+        ) from None
     return model, fam
 
 
@@ -149,9 +248,12 @@ def load_classifier(ref: str, labels: list[str], trust_remote_code: bool = False
             label2id={v: k for k, v in id2label.items()},
             ignore_mismatched_sizes=not same_head,
             trust_remote_code=trust_remote_code,
+            use_safetensors=True,
         )
     except (OSError, ValueError) as exc:
-        raise ModelError(f"model '{ref}': cannot load it for classification ({str(exc).splitlines()[0]})") from None
+        raise ModelError(
+            f"model '{ref}': cannot load it for classification ({str(exc).splitlines()[0]}){_pickle_hint(False)}"
+        ) from None
     if model.config.pad_token_id is None:
         # decoders classify from the last non-pad token, so they must know which id is padding
         tok_pad = getattr(config, "eos_token_id", None)
@@ -159,19 +261,27 @@ def load_classifier(ref: str, labels: list[str], trust_remote_code: bool = False
     return model
 
 
-def export_base(ref: str, out_dir, seed: int = 13, trust_remote_code: bool = False) -> dict:
+def export_base(
+    ref: str, out_dir, seed: int = 13, trust_remote_code: bool = False, allow_pickle: bool = False, force: bool = False
+) -> dict:
     """Save θ_base as a local checkpoint with its pre-training head, plus its tokenizer.
 
     Every later stage (CPT, fine-tuning, merging) starts from this folder, so they all share one
     tensor layout; a head missing from the original (the embedded default has no MLM head) is
-    initialised here once, with ``seed``, and then counts as part of θ_base.
+    initialised here once, with ``seed``, and then counts as part of θ_base. ``allow_pickle`` lets a trusted
+    pickle checkpoint in (it is written out as safetensors); ``force`` replaces a non-empty ``out_dir`` that
+    does not look like a saved model.
     """
     import torch
 
-    from cmmerge.fsutil import atomic_dir
+    from cmmerge.fsutil import atomic_dir, check_output, has_manifest, is_saved_model
 
+    source = resolve(ref)
+    check_output(
+        out_dir, [source], force=force, ours=lambda p: has_manifest(p) or is_saved_model(p), what="base output folder"
+    )
     torch.manual_seed(seed)
-    model, fam = load_lm(ref, trust_remote_code)
+    model, fam = load_lm(ref, trust_remote_code, allow_pickle)
     tokenizer = load_tokenizer(ref, trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,16 +1,25 @@
 """Entry-point wrapper shared by the stage scripts and the command line.
 
-A :class:`~cmmerge.errors.CmmergeError` becomes one line on stderr and exit status 2; outputs are
-written atomically by the library, so a failed stage leaves nothing half-written behind.
+A :class:`~cmmerge.errors.CmmergeError` becomes one line on stderr and exit status 2; an ``OSError`` (disk
+full, permission denied, …) one line and exit status 1; SIGINT and SIGTERM one line and 130 / 143. Each is
+raised through the running code, so :func:`cmmerge.fsutil.atomic_dir` removes its temporary folder and a
+failed or stopped stage leaves nothing half-written behind. ``CMMERGE_DEBUG=1`` keeps the traceback.
+
+Importing this module (every stage script does, and the ``cmmerge`` command) imports :mod:`cmmerge`
+first, which sets the Hugging Face offline environment before anything of that stack is imported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import cmmerge  # noqa: F401 - sets the offline environment (see cmmerge/__init__.py)
 from cmmerge.errors import CmmergeError
 
 log = logging.getLogger("cmmerge")
@@ -19,24 +28,73 @@ log = logging.getLogger("cmmerge")
 def setup_logging(level: int = logging.INFO) -> None:
     """Readable progress logs, and the Hugging Face stack kept offline and quiet unless asked."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # The default pipeline must never reach for the hub; a user who wants downloads sets these to 0.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # The offline environment itself is set when cmmerge is imported (cmmerge/__init__.py): here it would be
+    # too late for a stage that imported transformers at the top.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_main(fn: Callable[[], object]) -> int:
-    """Run ``fn`` and turn user errors into a one-line message and exit status 2."""
-    setup_logging()
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt so that clean-up code runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    # a second SIGTERM during clean-up ends the process at once; what it leaves is swept by the next run
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
     try:
-        fn()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write the output elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded: free space or write the output elsewhere",
+    errno.EACCES: "check the permissions of that path, or write the output elsewhere",
+    errno.EPERM: "check the permissions of that path, or write the output elsewhere",
+    errno.EROFS: "the file system is read-only: write the output elsewhere",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: what failed, on which path, and what to do."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno, "")
+    return f"{what}{where}" + (f"; {hint}" if hint else "")
+
+
+def run_main(fn: Callable[[], object]) -> int:
+    """Run ``fn``; user errors, system errors and SIGINT/SIGTERM become one line on stderr and an exit status."""
+    setup_logging()
+    debug = os.environ.get("CMMERGE_DEBUG", "") not in ("", "0")
+    try:
+        with _sigterm_raises():
+            fn()
     except CmmergeError as exc:
         print(f"cmmerge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cmmerge: interrupted", file=sys.stderr)
+        print("cmmerge: interrupted (SIGINT); temporary files removed, earlier outputs kept", file=sys.stderr)
         return 130
+    except Terminated:
+        print("cmmerge: terminated (SIGTERM); temporary files removed, earlier outputs kept", file=sys.stderr)
+        return 143
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"cmmerge: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 

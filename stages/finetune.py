@@ -2,6 +2,7 @@
 
 import sys
 
+from cmmerge.fsutil import curves_aside
 from cmmerge.params import from_dict, load_yaml
 from cmmerge.runner import stage_main
 from cmmerge.train.finetune import MethodSpec, run_finetune
@@ -13,17 +14,19 @@ def main() -> None:
     spec = from_dict(MethodSpec, load_yaml("params.yaml")["methods"][method], where=f"params.yaml: methods.{method}")
     p = spec.scaled(load_finetune_params("metrics/recipe.json"), where=f"methods.{method}")
     for seed in p.seeds:
-        run_finetune(
-            spec.init,
-            spec.train,
-            "data/prepared/labels.json",
-            p,
-            seed,
-            f"models/finetune/{method}/seed{seed}",
-            f"metrics/train/{method}/seed{seed}",
-            freeze=spec.freeze,
-            revert=spec.revert,
-        )
+        # each seed's curves replace the previous run's only when that seed's training finishes
+        with curves_aside(f"metrics/train/{method}/seed{seed}") as live:
+            run_finetune(
+                spec.init,
+                spec.train,
+                "data/prepared/labels.json",
+                p,
+                seed,
+                f"models/finetune/{method}/seed{seed}",
+                live,
+                freeze=spec.freeze,
+                revert=spec.revert,
+            )
 
 
 if __name__ == "__main__":

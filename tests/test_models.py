@@ -27,7 +27,7 @@ def test_families(tiny_models):
         ("pkg:no_such_package_xyz", "Python package 'no_such_package_xyz' is not installed"),
         ("./no/such/folder", "no such folder"),
         ("", "non-empty string"),
-        ("org/definitely-not-cached-model-xyz", "cannot load its config"),
+        ("org/definitely-not-cached-model-xyz", "not a hub id in the local Hugging Face cache"),
     ],
 )
 def test_unknown_models_fail_clearly(ref, message):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from cmmerge.errors import MergeError
+from cmmerge.errors import MergeError, ModelError
+from cmmerge.models import check_shard_names
 
 DTYPES = {
     "F64": torch.float64,
@@ -208,6 +209,10 @@ def safetensors_files(folder: Path, label: str) -> list[Path]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         except (json.JSONDecodeError, KeyError):
             raise MergeError(f"model '{label}': {index} is not a safetensors index (no weight_map)") from None
+        try:  # every shard must be a file inside the model folder: no '../other', no absolute path, no escaping link
+            check_shard_names(folder, weight_map, f"model '{label}'")
+        except ModelError as exc:
+            raise MergeError(str(exc)) from None
         files = sorted({folder / f for f in weight_map.values()})
         missing = [f.name for f in files if not f.is_file()]
         if missing:

@@ -20,7 +20,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         "The output folder is written atomically: it appears complete or not at all.",
     )
     parser.add_argument("config", help="merge config (YAML): merge_method, base_model, models, parameters …")
-    parser.add_argument("out_dir", help="output folder (replaced if it exists)")
+    parser.add_argument(
+        "out_dir",
+        help="output folder: created, or replaced if cmmerge wrote it (a folder with merge_manifest.json); "
+        "never an input, a folder holding an input, '.' or '/'",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace OUT_DIR even if it is a non-empty folder cmmerge did not write"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -28,4 +35,4 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from cmmerge.merge import MergeConfig, run_merge
 
-    run_merge(MergeConfig.from_yaml(args.config), args.out_dir)
+    run_merge(MergeConfig.from_yaml(args.config), args.out_dir, force=args.force, inputs=(args.config,))

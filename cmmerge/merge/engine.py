@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 import cmmerge
 from cmmerge.errors import CmmergeError, MergeError
-from cmmerge.fsutil import atomic_dir, write_json
+from cmmerge.fsutil import atomic_dir, check_output, write_json
 from cmmerge.merge.checkpoint import DTYPE_NAMES, Checkpoint, OutSpec, ShardedWriter
 from cmmerge.merge.config import TORCH_DTYPES, MergeConfig, params_to_dict, parse_size
 from cmmerge.merge.plan import MergePlan, TensorPlan, build_plan
@@ -75,9 +75,15 @@ def local_folder(ref: str, label: str) -> Path:
     return path
 
 
-def run_merge(cfg: MergeConfig, out_dir: str | Path) -> Path:
-    """Merge as ``cfg`` says and write the result to ``out_dir`` (atomically); returns ``out_dir``."""
-    out_dir = Path(out_dir)
+def run_merge(cfg: MergeConfig, out_dir: str | Path, force: bool = False, inputs: tuple = ()) -> Path:
+    """Merge as ``cfg`` says and write the result to ``out_dir`` (atomically); returns ``out_dir``.
+
+    ``out_dir`` must not be, contain or lie inside an input (the models, ``inputs`` such as the config file),
+    and a non-empty folder without a cmmerge manifest is replaced only with ``force`` (:func:`check_output`).
+    """
+    tok = cfg.tokenizer_source if cfg.tokenizer_source != "base" else None
+    refs = [cfg.base_model, tok, *(m.model for m in cfg.models), *inputs]
+    out_dir = check_output(out_dir, refs, force=force, what="merge output folder")
     if cfg.method.level == "adapter":
         from cmmerge.merge.adapters import run_adapter_merge
 
