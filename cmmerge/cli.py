@@ -97,9 +97,9 @@ def _finetune(args) -> None:
     from cmmerge.train.finetune import FinetuneParams, run_finetune
     from cmmerge.train.recipe import resolve_recipe
 
+    _guard(args, args.out, [args.init, args.train, args.labels])
     params = resolve_recipe(_params(args, "finetune", FinetuneParams), args.recipe)
     seed = params.seeds[0] if args.seed is None else args.seed
-    _guard(args, args.out, [args.init, args.train, args.labels])
     with curves_aside(args.live) as live:
         run_finetune(args.init, args.train, args.labels, params, seed, args.out, live)
 

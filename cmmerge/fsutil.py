@@ -53,6 +53,23 @@ def _honour_umask(path: Path, is_dir: bool) -> None:
     path.chmod((0o777 if is_dir else 0o666) & ~_umask())
 
 
+def _honour_umask_tree(root: Path) -> None:
+    """The modes of a finished output folder as if every entry had been created here under the umask: files
+    copied in with ``shutil.copy2`` would otherwise keep their source's mode (executable bits are kept)."""
+    mask = _umask()
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            p = Path(folder, name)
+            if not p.is_symlink():
+                p.chmod(0o777 & ~mask)
+        for name in files:
+            p = Path(folder, name)
+            if not p.is_symlink():
+                executable = p.stat().st_mode & 0o111
+                p.chmod((0o777 if executable else 0o666) & ~mask)
+    root.chmod(0o777 & ~mask)
+
+
 def _stale_owner(name: str, target_name: str) -> int | None:
     """The process id in a temporary/backup sibling name of ``target_name`` (0: a name without one, as
     earlier versions wrote), or None when ``name`` is not such a sibling."""
@@ -137,6 +154,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     try:
         _honour_umask(tmp, is_dir=True)
         yield tmp
+        _honour_umask_tree(tmp)
         _swap_into(tmp, target)
     except BaseException:
         remove_tree(tmp)
