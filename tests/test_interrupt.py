@@ -106,19 +106,28 @@ def _one_line(stderr: str) -> str:
 INTERRUPT_CASES = [
     ("sigterm", "SIGTERM during `cmmerge merge` (mid-write)", "exit 143, `cmmerge: terminated (SIGTERM)`"),
     ("sigint", "SIGINT (Ctrl-C) during `cmmerge merge` (mid-write)", "exit 130, `cmmerge: interrupted (SIGINT)`"),
-    ("sigkill", "SIGKILL during `cmmerge merge`, then the same command again", "the rerun sweeps the temporary"),
+    ("sigkill", "SIGKILL during `cmmerge merge`, then the same command again", "rerun sweeps the temp folder"),
     ("enospc", "disk full (ENOSPC) while writing a shard", "exit 1, `cmmerge: error: No space left on device`"),
     ("eacces", "permission denied (EACCES) while writing a shard", "exit 1, `cmmerge: error: Permission denied`"),
+    ("stale", "temp/backup folders of earlier killed runs beside the output", "swept when that output is next written"),
+    (
+        "curves",
+        "a cpt/finetune run killed after logging curves",
+        "previous curves kept, new ones swapped in at the end",
+    ),
 ]
 
 
+SIGNALS = {
+    "sigterm": (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+    "sigint": (signal.SIGINT, 130, "interrupted (SIGINT)"),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("sig", "code", "message"),
-    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (SIGINT)")],
-    ids=["sigterm", "sigint"],
-)
-def test_signal_mid_write_cleans_up_and_keeps_the_previous_output(big, reference, tmp_path, sig, code, message):
+@pytest.mark.parametrize("case", [c for c in INTERRUPT_CASES if c[0] in SIGNALS], ids=lambda c: c[0])
+def test_signal_mid_write_cleans_up_and_keeps_the_previous_output(big, reference, tmp_path, case):
+    sig, code, message = SIGNALS[case[0]]
     out = tmp_path / "merged"
     assert _merge(big, out).returncode == 0
     before = snapshot(out)
@@ -157,12 +166,12 @@ def small(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize(
-    ("err", "words"),
-    [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")],
-    ids=["enospc", "eacces"],
-)
-def test_os_error_while_writing_is_one_line_and_leaves_nothing(small, tmp_path, monkeypatch, capsys, err, words):
+OS_ERRORS = {"enospc": (errno.ENOSPC, "No space left on device"), "eacces": (errno.EACCES, "Permission denied")}
+
+
+@pytest.mark.parametrize("case", [c for c in INTERRUPT_CASES if c[0] in OS_ERRORS], ids=lambda c: c[0])
+def test_os_error_while_writing_is_one_line_and_leaves_nothing(small, tmp_path, monkeypatch, capsys, case):
+    err, words = OS_ERRORS[case[0]]
     from cmmerge.merge.checkpoint import ShardedWriter
 
     real_write = ShardedWriter.write
