@@ -121,6 +121,7 @@ def test_out_dir_is_replaced_atomically(family, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("old")
+    (out / MANIFEST).write_text("{}")  # an earlier merge's output: replaced without --force (test_output_safety.py)
     run_merge(_cfg("task_arithmetic", [(f["a"], {})], f["base"]), out)
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
