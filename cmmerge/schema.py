@@ -8,10 +8,12 @@ with one line, not hours into a run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cmmerge.errors import ConfigError
 from cmmerge.params import from_dict
+from cmmerge.sections import MERGED_ROOT, check_merges, closest_name
 
 
 def _sections() -> dict[str, type]:
@@ -22,7 +24,7 @@ def _sections() -> dict[str, type]:
     from cmmerge.eval.evaluate import EvaluateParams
     from cmmerge.eval.report import ReportParams
     from cmmerge.eval.sweep import SweepParams
-    from cmmerge.sections import MergeParams, ModelParams
+    from cmmerge.sections import ModelParams
     from cmmerge.synth.pipeline import SynthesizeParams
     from cmmerge.train.adapter_transfer import AdapterTransferParams
     from cmmerge.train.cpt import CptParams
@@ -37,7 +39,6 @@ def _sections() -> dict[str, type]:
         "cpt": CptParams,
         "finetune": FinetuneParams,
         "recipe": RecipeParams,
-        "merge": MergeParams,
         "evaluate": EvaluateParams,
         "report": ReportParams,
         "sweep": SweepParams,
@@ -47,7 +48,7 @@ def _sections() -> dict[str, type]:
 
 
 # mappings of named entries (one stage per entry), and plain values
-ENTRY_SECTIONS = ("methods", "transfer")
+ENTRY_SECTIONS = ("methods", "transfer", "merges")
 OTHER_KEYS = ("launch",)
 
 
@@ -62,8 +63,10 @@ def validate_params(params: Any, where: str = "params") -> dict[str, Any]:
     known = [*sections, *ENTRY_SECTIONS, *OTHER_KEYS]
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; expected some of {', '.join(known)}")
-    missing = [s for s in [*sections, "methods", "launch"] if s not in params]
+        hint = closest_name(unknown[0], known)
+        expected = ", ".join(known)
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}{hint}; expected some of {expected}")
+    missing = [s for s in [*sections, "methods", "merges", "launch"] if s not in params]
     if missing:
         raise ConfigError(
             f"{where}: section(s) {', '.join(missing)} missing; every stage of dvc.yaml reads its section "
@@ -72,12 +75,20 @@ def validate_params(params: Any, where: str = "params") -> dict[str, Any]:
     built: dict[str, Any] = {name: from_dict(cls, params[name], f"{where}: {name}") for name, cls in sections.items()}
     if not isinstance(params["launch"], str) or not params["launch"].strip():
         raise ConfigError(f"{where}: launch must be a command (e.g. python), got {params['launch']!r}")
-    for name, cls in (("methods", MethodSpec), ("transfer", DatasetSpec)):
+    for name, cls in (("methods", MethodSpec), ("transfer", DatasetSpec)):  # merges: check_merges, below
         entries = params.get(name) or {}
         if not isinstance(entries, dict):
             raise ConfigError(f"{where}: {name} must be a mapping of named entries, got {type(entries).__name__}")
         built[name] = {key: from_dict(cls, value, f"{where}: {name}.{key}") for key, value in entries.items()}
+    built["merges"] = check_merges(params["merges"], built["sweep"].merge, where)
     methods = built["methods"]
+    for name, spec in methods.items():
+        path = Path(spec.init)
+        if path.parent == Path(MERGED_ROOT) and path.name not in built["merges"]:
+            raise ConfigError(
+                f"{where}: methods.{name}.init is {spec.init}, but merges has no entry {path.name!r} "
+                f"(entries: {', '.join(built['merges'])}){closest_name(path.name, built['merges'])}"
+            )
     if not methods:
         raise ConfigError(f"{where}: methods is empty; name at least the reference method")
     reference = built["report"].reference

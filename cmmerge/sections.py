@@ -1,4 +1,4 @@
-"""Params sections whose models used to live in stage scripts: ``model`` and ``merge``.
+"""Params sections whose models used to live in stage scripts: ``model``, and the ``merges`` entries.
 
 Kept in a module of their own that imports nothing heavy, so the ``base`` and ``merge`` stages depend on
 these few lines only (every params model belongs to the library, where ``cmmerge.schema`` and the
@@ -7,9 +7,10 @@ these few lines only (every params model belongs to the library, where ``cmmerge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any
 
+from cmmerge.errors import ConfigError
 from cmmerge.params import require
 
 
@@ -20,41 +21,99 @@ class ModelParams:
     name: str
     seed: int = 13  # initialises a missing pre-training head
     trust_remote_code: bool = False
+    # pickle weights (pytorch_model.bin) can run code when loaded: read only if the user trusts the checkpoint
+    allow_pickle: bool = False
 
 
-@dataclass
-class TiesParams:
-    """``merge.ties``: TIES(θ_base; τ_cpt [, τ_en])."""
-
-    density: float = 0.2
-    lam: float = field(default=1.0, metadata={"key": "lambda"})
-    sign_election: Literal["total", "frequency"] = "total"
-    with_english: bool = True  # add τ_en = θ_en − θ_base (multi-source merging)
-
-    def validate(self, where: str) -> None:
-        require(0.0 < self.density <= 1.0, f"{where}.density must be in (0, 1], got {self.density}")
+# The folders a ``merges`` entry may take its models from: what the stages before ``merge@<name>`` write. They
+# are the merge stage's deps in dvc.yaml (DVC cannot give a foreach stage per-entry dependency lists, so each
+# merge depends on all of them: a merge whose inputs did not change reruns in seconds and writes the same bytes,
+# so nothing downstream of it reruns). A test keeps this tuple and dvc.yaml equal.
+MERGE_INPUTS = ("models/base", "models/cpt", "models/finetune_en")
+MERGED_ROOT = "models/merged"  # merges.<name> is written to models/merged/<name>
+DEV = "dev"  # parameters.lambda: dev → the sweep's best dev λ
 
 
-@dataclass
-class SwapParams:
-    """``merge.swap``, Bandarkar et al. 2024: the outer blocks (and embeddings) from the code-mixed expert, the
-    rest from the English task expert."""
+def merge_config(entry: Any, where: str, lam: float | None = None):
+    """The :class:`~cmmerge.merge.MergeConfig` of one ``merges`` entry, validated.
 
-    bottom: int = 1
-    top: int = 1
-    transition: int = 0
+    ``parameters.lambda: dev`` is replaced by ``lam`` (the sweep's choice, or the λ being swept); every other
+    value is the entry's own. Without ``lam``, a ``dev`` λ is validated as if it were 1.0, so that a config can
+    be checked before the sweep has run.
+    """
+    from cmmerge.merge import MergeConfig
 
-    def validate(self, where: str) -> None:
-        for key in ("bottom", "top", "transition"):
-            require(getattr(self, key) >= 0, f"{where}.{key} must be >= 0, got {getattr(self, key)}")
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a merge config (a mapping with merge_method and models), got {entry!r}")
+    resolved = dict(entry)
+    parameters = entry.get("parameters")
+    if isinstance(parameters, dict) and (lam is not None or parameters.get("lambda") == DEV):
+        resolved["parameters"] = {**parameters, "lambda": 1.0 if lam is None else lam}
+    return MergeConfig.from_dict(resolved, where=where)
 
 
-@dataclass
-class MergeParams:
-    """``merge`` section of the pipeline's merge stage."""
+def merge_entry(params: dict, name: str, where: str) -> dict:
+    """Entry ``name`` of the ``merges`` section of a params mapping, checked like :func:`check_merges` checks it."""
+    merges = params.get("merges")
+    if not isinstance(merges, dict) or name not in merges:
+        known = ", ".join(merges) if isinstance(merges, dict) else "none"
+        raise ConfigError(f"{where}: merges.{name} does not exist (entries: {known}){closest_name(name, merges or {})}")
+    swept = (params.get("sweep") or {}).get("merge", "ta")
+    check_merges({name: merges[name]}, swept if swept == name else name, where)
+    if uses_dev(merges[name]) and swept != name:
+        raise ConfigError(
+            f"{where}: merges.{name}.parameters.lambda is 'dev', but the sweep chooses λ for merges.{swept} only "
+            f"(sweep.merge): give a number, or set sweep.merge: {name}"
+        )
+    return merges[name]
 
-    # task arithmetic θ_base + λ·τ_cpt: a number, or "dev" for the λ of the best dev macro-F1 of the sweep stage
-    lam: float | Literal["dev"] = field(default=0.5, metadata={"key": "lambda"})
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    ties: TiesParams = field(default_factory=TiesParams)
-    swap: SwapParams = field(default_factory=SwapParams)
+
+def uses_dev(entry: Any) -> bool:
+    """Whether a ``merges`` entry takes its λ from the sweep (``parameters.lambda: dev``)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("parameters"), dict)
+        and entry["parameters"].get("lambda") == DEV
+    )
+
+
+def check_merges(merges: Any, swept: str, where: str) -> dict:
+    """Validate the ``merges`` section: each entry a merge config over :data:`MERGE_INPUTS`; ``lambda: dev`` only
+    on the entry the sweep sweeps (``sweep.merge``), since the sweep chooses that entry's λ. Returns the configs."""
+    if not isinstance(merges, dict) or not merges:
+        raise ConfigError(f"{where}: merges must be a mapping of named merge configs, got {merges!r}")
+    if swept not in merges:
+        raise ConfigError(
+            f"{where}: sweep.merge is {swept!r}, not an entry of merges ({', '.join(merges)})"
+            + closest_name(swept, merges)
+        )
+    built = {}
+    for name, entry in merges.items():
+        key = f"{where}: merges.{name}"
+        require(
+            isinstance(name, str) and name.replace("_", "").isalnum(),
+            f"{key}: a merge name must be letters, digits and _ (it names models/merged/<name>)",
+        )
+        cfg = merge_config(entry, key)
+        for i, path in [("base_model", cfg.base_model)] + [
+            (f"models[{j}].model", m.model) for j, m in enumerate(cfg.models)
+        ]:
+            if path is not None and path not in MERGE_INPUTS:
+                raise ConfigError(
+                    f"{key}.{i} is {path!r}, which no stage before the merge writes; expected one of "
+                    f"{', '.join(MERGE_INPUTS)}{closest_name(path, MERGE_INPUTS)}"
+                )
+        if uses_dev(entry) and name != swept:
+            raise ConfigError(
+                f"{key}.parameters.lambda is 'dev', but the sweep chooses λ for merges.{swept} only "
+                f"(sweep.merge): give a number, or set sweep.merge: {name}"
+            )
+        built[name] = cfg
+    return built
+
+
+def closest_name(name: str, options) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""

@@ -8,7 +8,7 @@ from cmmerge.sections import ModelParams
 
 def main() -> None:
     p = load_section("model", ModelParams)
-    export_base(p.name, "models/base", seed=p.seed, trust_remote_code=p.trust_remote_code)
+    export_base(p.name, "models/base", seed=p.seed, trust_remote_code=p.trust_remote_code, allow_pickle=p.allow_pickle)
 
 
 if __name__ == "__main__":

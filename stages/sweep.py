@@ -1,25 +1,39 @@
-"""DVC stage ``sweep``: dev and test macro-F1 of θ_base + λ·τ_cpt (fine-tuned) for a grid of λ → metrics/sweep.json."""
+"""DVC stage ``sweep``: dev and test macro-F1 of one ``merges`` entry (``sweep.merge``), fine-tuned, for a grid of λ
+→ metrics/sweep.json, from which ``parameters.lambda: dev`` takes the best dev λ."""
+
+import argparse
 
 from cmmerge.eval.evaluate import EvaluateParams
 from cmmerge.eval.sweep import SweepParams, run_sweep
-from cmmerge.params import load_section
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
 from cmmerge.runner import stage_main
+from cmmerge.sections import merge_entry
 from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, help="prepared task folder (train, dev and test.jsonl)")
+    parser.add_argument("--labels", required=True, help="the label list (labels.json)")
+    parser.add_argument("--recipe", required=True, help="the recipe record, read for finetune.optim values `dev`")
+    parser.add_argument("--work", required=True, help="scratch folder for merged and fine-tuned checkpoints")
+    parser.add_argument("--out", required=True, help="the sweep record (a DVC plot)")
+    parser.add_argument("--png", help="the sweep figure")
+    args = parser.parse_args()
+    params = load_section("sweep", SweepParams)
+    evaluate = load_section("evaluate", EvaluateParams)
     run_sweep(
-        "models/base",
-        "models/cpt",
-        "data/prepared/task",
-        "data/prepared/task/test.jsonl",
-        "data/prepared/labels.json",
-        load_section("sweep", SweepParams),
-        load_finetune_params("metrics/recipe.json"),
-        work_dir="models/sweep",
-        out_path="metrics/sweep.json",
-        eval_batch_size=load_section("evaluate", EvaluateParams).batch_size,
-        png_path="metrics/png/sweep.png",
+        merge_entry(load_yaml(PARAMS_FILE), params.merge, PARAMS_FILE),
+        args.task,
+        f"{args.task}/test.jsonl",
+        args.labels,
+        params,
+        load_finetune_params(args.recipe),
+        work_dir=args.work,
+        out_path=args.out,
+        eval_max_length=evaluate.max_length,
+        eval_batch_size=evaluate.batch_size,
+        png_path=args.png,
     )
 
 

@@ -68,11 +68,13 @@ def test_an_empty_mapping_clears_and_a_config_without_includes_is_copied_as_is(r
     assert deep_merge({"transfer": {"en_es": {"path": "p"}}, "x": 1}, {"transfer": {}}) == {"transfer": {}, "x": 1}
     base = tmp_path / "default.yaml"
     base.write_text((repo_root / "configs" / "default.yaml").read_text() + "# a comment kept by apply\n")
-    (tmp_path / "exp.yaml").write_text("include: [default.yaml]\nmerge: {lambda: 0.3}\ntransfer: {}\n")
+    overlay = "include: [default.yaml]\nmerges: {ta: {parameters: {lambda: 0.3}}}\ntransfer: {}\n"
+    (tmp_path / "exp.yaml").write_text(overlay)
     apply(base, tmp_path / "params.yaml")
     assert (tmp_path / "params.yaml").read_text() == base.read_text()
     composed = apply(tmp_path / "exp.yaml", tmp_path / "params.yaml")
-    assert composed["merge"]["lambda"] == 0.3 and composed["transfer"] == {}
+    assert composed["merges"]["ta"]["parameters"] == {"lambda": 0.3} and composed["transfer"] == {}
+    assert composed["merges"]["ta"]["merge_method"] == "task_arithmetic"  # the rest of the entry is the default's
     assert (tmp_path / "params.yaml").read_text().startswith("# composed by `cmmerge config apply`")
 
 
@@ -100,11 +102,44 @@ def test_every_shipped_config_and_params_yaml_validate_as_a_whole(repo_root):
         assert built["report"].reference in built["methods"]
 
 
+def test_merge_inputs_are_the_merge_stages_deps(repo_root):
+    """Each merge depends on every folder an entry may read (DVC gives a foreach stage one deps list): the
+    schema's list of readable folders and dvc.yaml's deps are one list."""
+    from cmmerge.sections import MERGE_INPUTS
+
+    merge = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["merge"]["do"]
+    assert [d for d in merge["deps"] if d.startswith("models/")] == list(MERGE_INPUTS)
+    sweep = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["sweep"]
+    assert [d for d in sweep["deps"] if d.startswith("models/")] == list(MERGE_INPUTS)
+
+
 @pytest.mark.parametrize(
     ("overlay", "message"),
     [
         ("cpt: __delete__\n", r"section\(s\) cpt missing"),
-        ("merg: {lambda: 0.3}\n", r"unknown section\(s\) merg"),
+        ("merg: {lambda: 0.3}\n", r"unknown section\(s\) merg \(did you mean 'merges'"),
+        ("merge: {lambda: 0.3}\n", r"unknown section\(s\) merge \(did you mean 'merges'\?\)"),
+        (
+            "methods: {x_ft: {init: models/merged/tis}}\n",
+            r"methods.x_ft.init is models/merged/tis, but merges has no "
+            r"entry 'tis' .*did you mean 'ties'",
+        ),
+        (
+            "merges: {ta: {merge_method: task_arithmatic}}\n",
+            r"merges.ta.merge_method: unknown merge method "
+            r"'task_arithmatic'",
+        ),
+        (
+            "merges: {x: {merge_method: linear, models: [{model: models/cpt_v2}]}}\n",
+            r"merges.x.models\[0\].model is "
+            r"'models/cpt_v2', which no stage before the merge writes.*did you mean 'models/cpt'",
+        ),
+        (
+            "merges: {ties: {parameters: {lambda: dev}}}\n",
+            r"merges.ties.parameters.lambda is 'dev', but the sweep "
+            r"chooses λ for merges.ta only",
+        ),
+        ("sweep: {merge: tsa}\n", r"sweep.merge is 'tsa', not an entry of merges .*did you mean 'ta'"),
         ("report: {reference: best_ft}\n", r"report.reference is 'best_ft', not one of methods"),
         ("curve: {methods: [full_ft, nope_ft]}\n", r"curve.methods names nope_ft"),
         ("methods: {x_ft: {train: data/prepared/task}}\n", r"methods.x_ft.init is required"),

@@ -1,10 +1,11 @@
-"""λ sweep of task arithmetic: merge θ_base + λ·τ_cpt for each λ, fine-tune briefly, score dev and test.
+"""λ sweep of a merge: set ``parameters.lambda`` of one ``merges`` entry (task arithmetic by default) to each λ of
+a grid, merge, fine-tune briefly, score dev and test.
 
-The pipeline's ``merge``/``finetune@ta_ft`` stages run one λ (``merge.lambda``); ``dvc exp run -S
-merge.lambda=…`` makes one experiment per value. This is the in-stage alternative: one stage walks a
-grid of λ with the same recipe the pipeline uses (cmmerge.merge task arithmetic, then
-:func:`run_finetune`) and writes one record per λ to ``metrics/sweep.json``, which ``dvc plots``
-renders as dev and test macro-F1 against λ.
+The pipeline's ``merge@ta``/``finetune@ta_ft`` stages run one λ (``merges.ta.parameters.lambda``); ``dvc exp
+run -S merges.ta.parameters.lambda=…`` makes one experiment per value. This is the in-stage alternative: one
+stage walks a grid of λ with the same recipe the pipeline uses (the entry's own merge config, then
+:func:`run_finetune`) and writes one record per λ to ``metrics/sweep.json``, which ``dvc plots`` renders as
+dev and test macro-F1 against λ, and from which ``lambda: dev`` takes the best dev λ (:mod:`cmmerge.selection`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from cmmerge.errors import ConfigError
 from cmmerge.eval.plots import write_sweep
 from cmmerge.fsutil import read_json, read_jsonl
+from cmmerge.selection import best_on_dev
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 class SweepParams:
     """``sweep`` section of params.yaml."""
 
+    merge: str = "ta"  # the ``merges`` entry whose ``parameters.lambda`` is swept (and may be ``dev``)
     lambdas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     seeds: list[int] = field(default_factory=lambda: [1])  # fine-tuning seeds per λ (scores are averaged)
     keep_models: bool = False  # merged and fine-tuned checkpoints are deleted once scored (disk)
@@ -39,37 +42,12 @@ class SweepParams:
 
 
 def best_lambda(records: list[dict], where: str = "metrics/sweep.json") -> float:
-    """The λ with the best seed-mean dev macro-F1 of a sweep; on a tie, the one listed first in the grid.
-
-    This is how ``merge.lambda: dev`` chooses λ: on dev, never on test.
-    """
-    if not records:
-        raise ConfigError(f"{where} holds no λ records: rerun the sweep stage (`dvc repro sweep`)")
-    missing = [i for i, r in enumerate(records) if "lambda" not in r or "dev_macro_f1" not in r]
-    if missing:
-        raise ConfigError(
-            f"{where}: record(s) {missing} lack 'lambda' or 'dev_macro_f1'; it was not written by the sweep "
-            "stage of this version: rerun it (`dvc repro sweep`)"
-        )
-    return float(max(records, key=lambda r: r["dev_macro_f1"])["lambda"])
-
-
-def lambda_from_sweep(path: str | Path) -> float:
-    """:func:`best_lambda` of the sweep written at ``path`` (a clear error if the sweep has not run)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"merge.lambda is 'dev' (choose λ on dev from the sweep), but {path} does not exist: run the sweep "
-            "stage first (`dvc repro sweep`) or set merge.lambda to a number"
-        )
-    lam = best_lambda(read_json(path), str(path))
-    log.info("λ chosen on dev from %s: %g", path, lam)
-    return lam
+    """The λ with the best seed-mean dev macro-F1 of a sweep (:func:`cmmerge.selection.best_on_dev`)."""
+    return float(best_on_dev(records, ("lambda",), where, "rerun the sweep stage (`dvc repro sweep`)")["lambda"])
 
 
 def run_sweep(
-    base: str | Path,
-    cpt: str | Path,
+    entry: dict,
     train_dir: str | Path,
     test_path: str | Path,
     labels_path: str | Path,
@@ -77,22 +55,27 @@ def run_sweep(
     finetune,
     work_dir: str | Path,
     out_path: str | Path,
-    eval_batch_size: int = 64,
+    eval_max_length: int,
+    eval_batch_size: int,
     png_path: str | Path | None = None,
 ) -> list[dict]:
-    """Walk ``params.lambdas``; returns (and writes to ``out_path``) one record per λ.
+    """Walk ``params.lambdas`` over the merge ``entry`` (a ``merges`` config whose ``parameters.lambda`` is
+    set to each λ); returns (and writes to ``out_path``) one record per λ.
 
     ``finetune`` is a :class:`cmmerge.train.finetune.FinetuneParams` (its ``seeds`` are replaced by
-    ``params.seeds``); dev is ``train_dir/dev.jsonl``, test is ``test_path``. Each record holds λ, the
-    seed-mean dev and test macro-F1, their std over seeds and the per-seed scores.
+    ``params.seeds``); dev is ``train_dir/dev.jsonl``, test is ``test_path``, both scored as ``evaluate``
+    scores test (``eval_max_length``, ``eval_batch_size``). Each record holds λ, the seed-mean dev and
+    test macro-F1, their std over seeds and the per-seed scores.
     """
     import dataclasses
 
     import numpy as np
 
     from cmmerge.eval.predict import macro_f1
-    from cmmerge.merge import MergeConfig, run_merge
+    from cmmerge.merge import run_merge
+    from cmmerge.sections import merge_config
     from cmmerge.train.finetune import run_finetune
+    from cmmerge.train.kept import cell_fingerprint, keep, load_kept
 
     params.validate("sweep")
     train_dir, work_dir = Path(train_dir), Path(work_dir)
@@ -104,23 +87,31 @@ def run_sweep(
     for lam in params.lambdas:
         tag = f"lambda{lam:g}"
         merged = work_dir / tag / "merged"
-        cfg = MergeConfig.from_dict(
-            {
-                "merge_method": "task_arithmetic",
-                "base_model": str(base),
-                "missing_tensors": "base",
-                "models": [{"model": str(cpt), "name": "cpt", "parameters": {"weight": float(lam)}}],
-            },
-            where=f"sweep λ={lam:g}",
-        )
-        run_merge(cfg, merged)
+        cfg = merge_config(entry, f"sweep λ={lam:g}", lam=float(lam))
+        inputs = sorted({m.model for m in cfg.models} | ({cfg.base_model} if cfg.base_model else set()))
         dev, test = {}, {}
         for seed in ft.seeds:
-            out = work_dir / tag / f"seed{seed}"
-            # resume=False: a sweep point is cheap and a stale checkpoint from another grid must not leak in
-            run_finetune(merged, train_dir, labels_path, ft, seed, out, work_dir / tag / f"live{seed}", resume=False)
-            dev[seed] = macro_f1(out, dev_rows, labels, ft.max_length, eval_batch_size)
-            test[seed] = macro_f1(out, test_rows, labels, ft.max_length, eval_batch_size)
+            # each (λ, seed) is kept once scored: the entry's own λ does not matter to the sweep, so a change of
+            # it reruns this stage through kept cells in seconds and writes the same record
+            cell_path = work_dir / "cells" / tag / f"seed{seed}.json"
+            settings = {"merge": cfg.to_dict(), "finetune": dataclasses.asdict(ft), "seed": seed}
+            settings["eval"] = [eval_max_length, eval_batch_size]
+            fp = cell_fingerprint(settings, *inputs, train_dir, test_path, labels_path)
+            cell = load_kept(cell_path, fp)
+            if cell is None:
+                if not merged.is_dir():
+                    run_merge(cfg, merged)
+                out = work_dir / tag / f"seed{seed}"
+                # resume=False: a sweep point is cheap and a stale checkpoint from another grid must not leak in
+                live = work_dir / tag / f"live{seed}"
+                run_finetune(merged, train_dir, labels_path, ft, seed, out, live, resume=False)
+                cell = keep(cell_path, fp, {
+                    "dev": macro_f1(out, dev_rows, labels, eval_max_length, eval_batch_size),
+                    "test": macro_f1(out, test_rows, labels, eval_max_length, eval_batch_size),
+                })  # fmt: skip
+            else:
+                log.info("λ=%g seed %d: kept", lam, seed)
+            dev[seed], test[seed] = cell["dev"], cell["test"]
         row = {
             "lambda": float(lam),
             "dev_macro_f1": float(np.mean(list(dev.values()))),
@@ -134,7 +125,7 @@ def run_sweep(
         log.info("λ=%g: dev macro-F1 %.4f, test macro-F1 %.4f", lam, row["dev_macro_f1"], row["test_macro_f1"])
         rows.append(row)
         if not params.keep_models:
-            shutil.rmtree(work_dir / tag, ignore_errors=True)
+            shutil.rmtree(work_dir / tag, ignore_errors=True)  # the kept cells live in work_dir/cells
     out_rows = write_sweep(rows, out_path)
     if png_path is not None:
         from cmmerge.eval.plots import save_png_sweep

@@ -26,6 +26,7 @@ from typing import Any
 from cmmerge.errors import ConfigError
 from cmmerge.fsutil import atomic_dir, read_json, read_jsonl, write_json
 from cmmerge.params import require
+from cmmerge.selection import best_on_dev
 from cmmerge.train.common import LoraParams, OptimParams
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ def _choose_lambda(
             shutil.rmtree(model, ignore_errors=True)
         scores[f"{lam:g}"] = {"mean": float(np.mean(list(per_seed.values()))), **per_seed}
         log.info("AdaMergeX λ=%g: dev macro-F1 %.4f", lam, scores[f"{lam:g}"]["mean"])
-    chosen = max(params.lambdas, key=lambda v: scores[f"{v:g}"]["mean"])
+    candidates = [{"lambda": v, "dev_macro_f1": scores[f"{v:g}"]["mean"]} for v in params.lambdas]
+    chosen = best_on_dev(candidates, ("lambda",), str(record), "rerun the adamergex stage")["lambda"]
     write_json(record, {"chosen": chosen, "dev_macro_f1": scores})
     return float(chosen)

@@ -19,6 +19,7 @@ from pathlib import Path
 from cmmerge.errors import ConfigError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import load_section, require
+from cmmerge.selection import best_on_dev
 from cmmerge.train.finetune import FinetuneParams
 from cmmerge.train.kept import cell_fingerprint, keep, load_kept
 
@@ -44,17 +45,13 @@ class RecipeParams:
 
 
 def best_cell(cells: list[dict], where: str = "metrics/recipe.json") -> dict:
-    """The grid cell with the best seed-mean dev macro-F1; on a tie, the first in grid order.
+    """The grid cell with the best seed-mean dev macro-F1; on a tie, the first in grid order
+    (:func:`cmmerge.selection.best_on_dev`).
 
     Grid order is learning rate, then epochs (both as listed), so a tie goes to the smaller budget
     when the lists are ascending.
     """
-    if not cells:
-        raise ConfigError(f"{where} holds no grid cells: rerun the recipe stage (`dvc repro recipe`)")
-    missing = [i for i, c in enumerate(cells) if not {"learning_rate", "epochs", "dev_macro_f1"} <= set(c)]
-    if missing:
-        raise ConfigError(f"{where}: cell(s) {missing} were not written by this version's recipe stage; rerun it")
-    return max(cells, key=lambda c: c["dev_macro_f1"])
+    return best_on_dev(cells, ("learning_rate", "epochs"), where, "rerun the recipe stage (`dvc repro recipe`)")
 
 
 def resolve_recipe(params: FinetuneParams, recipe_path: str | Path) -> FinetuneParams:

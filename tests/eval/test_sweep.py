@@ -7,9 +7,11 @@ import json
 import pytest
 
 from cmmerge.errors import ConfigError
-from cmmerge.eval.sweep import SweepParams, best_lambda, lambda_from_sweep, run_sweep
-from cmmerge.fsutil import write_json, write_jsonl
+from cmmerge.eval.predict import macro_f1
+from cmmerge.eval.sweep import SweepParams, best_lambda, run_sweep
+from cmmerge.fsutil import read_jsonl, write_json, write_jsonl
 from cmmerge.models import export_base
+from cmmerge.selection import lambda_from_sweep
 from cmmerge.train.common import OptimParams
 from cmmerge.train.finetune import FinetuneParams
 
@@ -21,7 +23,7 @@ def _rows(n: int, offset: int) -> list[dict]:
     return [{"id": str(offset + i), "text": f"{WORDS[LABELS[i % 3]]} {i}", "label": LABELS[i % 3]} for i in range(n)]
 
 
-def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path):
+def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
     import tiny
 
     base, cpt = tmp_path / "base", tmp_path / "cpt"
@@ -35,18 +37,21 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path):
     write_json(tmp_path / "labels.json", LABELS)
     ft = FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
     out = tmp_path / "metrics" / "sweep.json"
-    rows = run_sweep(
-        base,
-        cpt,
-        task,
-        task / "test.jsonl",
-        tmp_path / "labels.json",
-        SweepParams(lambdas=[1.0, 0.0], seeds=[3]),
-        ft,
-        tmp_path / "work",
-        out,
-        png_path=tmp_path / "sweep.png",
-    )
+    entry = {
+        "merge_method": "task_arithmetic",
+        "base_model": str(base),
+        "models": [{"model": str(cpt), "name": "cpt"}],
+        "parameters": {"lambda": 0.5},
+        "missing_tensors": "base",
+    }
+
+    def sweep(entry: dict) -> list[dict]:
+        return run_sweep(
+            entry, task, task / "test.jsonl", tmp_path / "labels.json", SweepParams(lambdas=[1.0, 0.0], seeds=[3]),
+            ft, tmp_path / "work", out, eval_max_length=24, eval_batch_size=4, png_path=tmp_path / "sweep.png",
+        )  # fmt: skip
+
+    rows = sweep(entry)
     assert json.loads(out.read_text()) == rows
     assert [r["lambda"] for r in rows] == [0.0, 1.0]
     for r in rows:
@@ -55,6 +60,26 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path):
         assert all(isinstance(v, (int, float)) for v in r.values())
     assert not (tmp_path / "work" / "lambda0").exists()  # checkpoints are removed once scored
     assert (tmp_path / "sweep.png").is_file()
+    # the entry's own λ is what the sweep replaces: a change of it trains nothing again and gives the same record
+    import cmmerge.train.finetune as finetune_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a kept sweep cell was trained again")
+
+    monkeypatch.setattr(finetune_module, "run_finetune", no_training)
+    assert sweep({**entry, "parameters": {"lambda": "dev"}}) == rows
+    with pytest.raises(AssertionError, match="trained again"):  # but a change of the merge itself does
+        sweep({**entry, "missing_tensors": "error"})
+    # dev and test are scored as evaluate scores test (its max_length and batch size, not fine-tuning's)
+    monkeypatch.undo()
+    kept = run_sweep(
+        entry, task, task / "test.jsonl", tmp_path / "labels.json",
+        SweepParams(lambdas=[1.0], seeds=[3], keep_models=True), ft, tmp_path / "work2", tmp_path / "s2.json",
+        eval_max_length=24, eval_batch_size=4,
+    )  # fmt: skip
+    model = tmp_path / "work2/lambda1/seed3"
+    assert kept[0]["dev_macro_f1"] == rows[1]["dev_macro_f1"], "a separate work folder retrains to the same score"
+    assert macro_f1(model, read_jsonl(task / "dev.jsonl"), LABELS, 24, 4) == kept[0]["dev_macro_f1"]
 
 
 def test_lambda_is_chosen_on_dev_not_test_and_ties_go_to_the_first_in_the_grid(tmp_path):
@@ -69,10 +94,10 @@ def test_lambda_is_chosen_on_dev_not_test_and_ties_go_to_the_first_in_the_grid(t
 
 
 def test_lambda_from_a_missing_or_foreign_sweep_says_what_to_run(tmp_path):
-    with pytest.raises(ConfigError, match=r"merge.lambda is 'dev'.*does not exist.*dvc repro sweep"):
+    with pytest.raises(ConfigError, match=r"merges.ta.parameters.lambda is 'dev'.*does not exist.*dvc repro sweep"):
         lambda_from_sweep(tmp_path / "nope.json")
     write_json(tmp_path / "old.json", [{"lambda": 0.5, "macro_f1": 0.6}])
     with pytest.raises(ConfigError, match=r"record\(s\) \[0\] lack 'lambda' or 'dev_macro_f1'"):
         lambda_from_sweep(tmp_path / "old.json")
-    with pytest.raises(ConfigError, match="no λ records"):
+    with pytest.raises(ConfigError, match="holds no candidates"):
         best_lambda([])

@@ -36,8 +36,12 @@ def _placeholder_outs(repo: Path) -> None:
                     (path / "placeholder").write_text(stage.addressing + "\n")
 
 
-def stale_stages(repo: Path) -> set[str]:
-    """Stages that ``dvc status`` reports as changed, plus every stage downstream of them in DVC's graph."""
+def stale_stages(repo: Path, same_outs: frozenset[str] = frozenset()) -> set[str]:
+    """Stages that ``dvc status`` reports as changed, plus every stage downstream of them in DVC's graph.
+
+    ``same_outs``: changed stages known to rewrite their outputs byte for byte (DVC then stops there), whose
+    descendants are not counted.
+    """
     import networkx as nx
     from dvc.repo import Repo
 
@@ -46,7 +50,7 @@ def stale_stages(repo: Path) -> set[str]:
         graph = r.index.graph  # edges point from a stage to the stages it depends on
         by_name = {s.name: s for s in graph.nodes}
         stale = set(changed)
-        for name in changed:
+        for name in changed - same_outs:
             stale |= {s.name for s in nx.ancestors(graph, by_name[name])}
     return stale
 
@@ -63,28 +67,52 @@ def committed_repo(tmp_path) -> Path:
 ALL_METHODS = {"full_ft", "cpt_ft", "ta_ft", "ties_ft", "seq_ft", "joint_ft"}
 
 
-def test_changing_lambda_reruns_only_merge_and_downstream(committed_repo):
-    edit_params(committed_repo, **{"merge.lambda": 0.3})
-    stale = stale_stages(committed_repo)
-    merged = {"ta_ft", "ties_ft"}
+MERGES = {"merge@ta", "merge@ties", "merge@ties_cpt", "merge@dare", "merge@swap"}
+
+
+def test_changing_lambda_reruns_only_that_merge_and_downstream(committed_repo):
+    edit_params(committed_repo, **{"merges.ta.parameters.lambda": 0.3})
+    # the sweep reads the entry it sweeps but replaces its λ: it reruns through its kept cells and writes the same
+    # record (tests/eval/test_sweep.py), so nothing below it reruns
+    stale = stale_stages(committed_repo, same_outs=frozenset({"sweep"}))
     # the learning curve starts ta_ft from models/merged/ta too
-    assert stale == {"merge", "report", "plots", "curve"} | {
-        f"{s}@{m}" for s in ("finetune", "evaluate") for m in merged
-    }
-    for never in ("prepare", "cpt", "sweep", "finetune@full_ft", "evaluate@full_ft", "finetune@cpt_ft", "finetune_en"):
+    assert stale == {"merge@ta", "sweep", "report", "plots", "curve", "finetune@ta_ft", "evaluate@ta_ft"}
+    for never in ("prepare", "cpt", "merge@ties", "finetune@full_ft", "finetune@ties_ft", "finetune_en"):
         assert never not in stale
 
 
-def test_a_new_sweep_result_reruns_merge_which_can_take_lambda_from_dev(committed_repo):
-    """merge.lambda: dev reads metrics/sweep.json, so the sweep's output is a dep of merge."""
+def test_a_new_sweep_result_reruns_the_merges_which_can_take_lambda_from_dev(committed_repo):
+    """parameters.lambda: dev reads metrics/sweep.json, so the sweep's output is a dep of every merge."""
     sweep = committed_repo / "metrics/sweep.json"
     before = sweep.read_text()
     try:
         sweep.write_text('[{"lambda": 1.0, "dev_macro_f1": 0.9}]')
-        assert "merge" in stale_stages(committed_repo)
+        assert stale_stages(committed_repo) >= MERGES
     finally:
         sweep.write_text(before)
-    assert "merge" not in stale_stages(committed_repo)
+    assert not MERGES & stale_stages(committed_repo)
+
+
+def test_a_new_merge_entry_and_method_add_exactly_their_own_stages(committed_repo):
+    """Adding a merge starting point and a method is a change of params.yaml only: DVC sees the new stages (and
+    the tables that list every method), and nothing that existed before reruns."""
+    import yaml
+
+    params_path = committed_repo / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["merges"]["soup"] = {
+        "merge_method": "linear",
+        "models": [{"model": "models/cpt"}, {"model": "models/finetune_en"}],
+        "missing_tensors": "base",
+        "base_model": "models/base",
+    }
+    params["methods"]["soup_ft"] = {"init": "models/merged/soup", "train": "data/prepared/task"}
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    # the curve lists the methods section (its methods' specs): it reruns through its kept cells, writing the same
+    # records (tests/eval/test_curve.py)
+    assert stale_stages(committed_repo, same_outs=frozenset({"curve"})) == {
+        "merge@soup", "finetune@soup_ft", "evaluate@soup_ft", "report", "plots", "curve"
+    }  # fmt: skip
 
 
 def test_changing_the_cpt_corpus_reruns_cpt_and_descendants_only(committed_repo):
@@ -93,7 +121,7 @@ def test_changing_the_cpt_corpus_reruns_cpt_and_descendants_only(committed_repo)
     stale = stale_stages(committed_repo)
     from_cpt = {"cpt_ft", "ta_ft", "ties_ft"}
     # AdaMergeX's code-mixed reference adapter learns from the corpus; the curve starts from the merges
-    assert stale == {"corpus", "cpt", "merge", "sweep", "report", "plots", "adamergex", "curve"} | {
+    assert stale == {"corpus", "cpt", "sweep", "report", "plots", "adamergex", "curve"} | MERGES | {
         f"{s}@{m}" for s in ("finetune", "evaluate") for m in from_cpt
     }
     for never in ("prepare", "finetune@full_ft", "finetune@seq_ft", "finetune@joint_ft", "finetune_en"):

@@ -77,7 +77,7 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
         "cpt",
         "recipe",
         "finetune_en",
-        "merge",
+        *(f"merge@{name}" for name in ("ta", "ties", "ties_cpt", "dare", "swap")),
         "sweep",
         "adamergex",
         "curve",
@@ -118,13 +118,14 @@ def test_pull_into_a_second_clone_leaves_nothing_to_reproduce(tiny_pipeline):
 
 def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     repo = tiny_pipeline["repo"]
-    out = dvc(repo, "exp", "run", "-S", "merge.lambda=0.3").stdout
+    out = dvc(repo, "exp", "run", "-S", "merges.ta.parameters.lambda=0.3").stdout
     ran = ran_stages(out)
     # the TIES and swap outputs are byte-identical (each manifest holds only its own params), so ties_ft is
     # not rerun; the report (and plots) rerun only if the new ta_ft evaluation differs (two optimiser steps on a tiny
     # model may leave every prediction as it was, and DVC then rightly stops there)
     # the learning curve reruns too (ta_ft starts from the merge), but only its ta_ft cells train again
-    must = {"merge", "finetune@ta_ft", "evaluate@ta_ft", "curve"}
+    # the sweep reads the entry it sweeps, so it reruns, through its kept cells, to the same record
+    must = {"merge@ta", "sweep", "finetune@ta_ft", "evaluate@ta_ft", "curve"}
     assert must <= ran <= must | {"report", "plots"}
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     changed_evals = {path for path in diff if path.startswith("metrics/eval/")}
@@ -136,12 +137,38 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
     assert all(k[1] == "ta_ft" or k[-1] == "p_holm" for k in changed if k[0] in ("methods", "predicted_labels"))
     assert {k[0] for k in changed} <= {"methods", "predicted_labels"}
     params = json.loads(dvc(repo, "params", "diff", "--json").stdout)
-    change = params["params.yaml"]["merge.lambda"]
+    change = params["params.yaml"]["merges.ta.parameters.lambda"]
     assert (change["old"], change["new"]) == (0.5, 0.3)
 
 
+def test_a_new_merge_and_method_are_configuration_only(tiny_pipeline):
+    """A merge starting point and a method using it, added to params.yaml alone: `dvc repro` runs their stages
+    and the tables that list every method, and trains nothing that existed before."""
+    import yaml
+
+    root = tiny_pipeline["root"]
+    clone = root / "new_merge"
+    git(root, "clone", "-q", str(tiny_pipeline["repo"]), str(clone))
+    dvc(clone, "pull")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["merges"]["soup"] = {
+        "merge_method": "linear",
+        "models": [{"model": "models/cpt"}, {"model": "models/finetune_en"}],
+        "missing_tensors": "base",
+        "base_model": "models/base",
+    }
+    params["methods"]["soup_ft"] = {"init": "models/merged/soup", "train": "data/prepared/task"}
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    ran = ran_stages(dvc(clone, "repro").stdout)
+    new = {"merge@soup", "finetune@soup_ft", "evaluate@soup_ft"}
+    # the curve lists the methods section; its own methods' cells are retrained in a fresh clone (no kept cells)
+    assert new <= ran <= new | {"report", "plots", "curve"}
+    assert (clone / "models/merged/soup/model.safetensors").is_file()
+    assert "soup_ft" in json.loads((clone / "metrics/summary.json").read_text())["methods"]
+
+
 def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
-    """The pull-request comment for a commit that changes merge.lambda: the metrics diff and the changed
+    """The pull-request comment for a commit that changes the task-arithmetic λ: the metrics diff and the changed
     methods name exactly what is downstream of the task-arithmetic merge (ties/swap outputs are unchanged)."""
     import subprocess
     import sys
@@ -155,9 +182,10 @@ def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
     dvc(branch, "repro")
     git(branch, "commit", "-qam", "a longer recipe")
     base = git(branch, "rev-parse", "HEAD").strip()
-    edit_params(branch, **{"merge.lambda": 40.0})
+    edit_params(branch, **{"merges.ta.parameters.lambda": 40.0})
     ran = ran_stages(dvc(branch, "repro").stdout)
-    assert {"merge", "finetune@ta_ft", "evaluate@ta_ft"} <= ran and "finetune@ties_ft" not in ran
+    assert {"merge@ta", "finetune@ta_ft", "evaluate@ta_ft"} <= ran
+    assert not {"merge@ties", "finetune@ties_ft"} & ran
     git(branch, "commit", "-qam", "lambda 40")
     done = subprocess.run(
         [sys.executable, "-m", "cmmerge", "pr-report", "--base", base, "--out", "pr"],
@@ -202,7 +230,7 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
         return subprocess.run([sys.executable, "-m", "cmmerge", *args], cwd=repo, capture_output=True, text=True)
 
     for lam in ("0.2", "0.8"):
-        done = cmmerge("exp", "run", "variant.yaml", "--", "--queue", "-S", f"merge.lambda={lam}")
+        done = cmmerge("exp", "run", "variant.yaml", "--", "--queue", "-S", f"merges.ta.parameters.lambda={lam}")
         assert done.returncode == 0, done.stderr
         assert "--copy-paths data/real" in done.stderr
     dvc(repo, "queue", "start", "-j", "2")
@@ -218,7 +246,7 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
     finished = []
     for exp in exps:
         data = exp["revs"][0]["data"]
-        lam = data["params"]["params.yaml"]["data"]["merge"]["lambda"]
+        lam = data["params"]["params.yaml"]["data"]["merges"]["ta"]["parameters"]["lambda"]
         metrics = data["metrics"]
         assert "metrics/summary.json" in metrics and "metrics/eval/ta_ft.json" in metrics
         finished.append(lam)

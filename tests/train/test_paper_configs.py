@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from cmmerge.merge import MergeConfig, run_merge
+from cmmerge.merge import run_merge
 from cmmerge.models import export_base
 from cmmerge.overlay import compose
 from cmmerge.params import from_dict
+from cmmerge.sections import merge_config
 from cmmerge.train.cpt import CptParams, run_cpt
 from cmmerge.train.finetune import FinetuneParams, run_finetune
 
@@ -53,13 +54,13 @@ def test_paper_config_runs_on_a_tiny_stand_in(config, kind, objective, lora, tin
     assert set(tuned) == set(base)
     assert any(not (tuned[n] == base[n]).all() for n in base)
 
-    merge = {
-        "merge_method": "task_arithmetic",
-        "base_model": str(w / "base"),
-        "models": [{"model": str(w / "cpt"), "parameters": {"weight": 0.5}}],
-        "dtype": params["merge"]["dtype"],
-    }
-    run_merge(MergeConfig.from_dict(merge, where=config), w / "ta")
+    # the config's own task-arithmetic entry, with its model folders in this test's work folder
+    entry = params["merges"]["ta"]
+    assert entry.get("dtype", "float32") == ("bfloat16" if lora else "float32")  # the 1B model merges in bf16
+    where = {"models/base": str(w / "base"), "models/cpt": str(w / "cpt")}
+    moved = {**entry, "base_model": where[entry["base_model"]]}
+    moved["models"] = [{**m, "model": where[m["model"]]} for m in entry["models"]]
+    run_merge(merge_config(moved, config, lam=0.5), w / "ta")
     task, labels = prepared / "prepared/task", prepared / "prepared/labels.json"
     run_finetune(w / "ta", task, labels, ft_params, 1, w / "ft", w / "live_ft")
     assert json.loads((w / "ft/config.json").read_text())["id2label"]

@@ -29,7 +29,7 @@ def test_best_cell_is_the_best_dev_mean_and_the_first_on_a_tie():
     assert best_cell(cells) is cells[1]
     with pytest.raises(ConfigError, match="rerun the recipe stage"):
         best_cell([])
-    with pytest.raises(ConfigError, match=r"cell\(s\) \[0\]"):
+    with pytest.raises(ConfigError, match=r"record\(s\) \[0\]"):
         best_cell([{"learning_rate": 1e-4}])
 
 
