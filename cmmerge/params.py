@@ -9,6 +9,8 @@ value, and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -22,7 +24,38 @@ T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 
 
+TRACE_ENV = "CMMERGE_TRACE_PARAMS"  # a folder: record which sections each stage script reads (tests)
+
+
+class _ReadTracked(dict):
+    """A params mapping that records each top-level section read, so a test can check that a stage reads only
+    the params its ``params:`` in dvc.yaml lists (DVC reruns a stage only for changes of those)."""
+
+    def __init__(self, data: dict, trace_dir: str) -> None:
+        super().__init__(data)
+        self._trace = Path(trace_dir) / f"{Path(sys.argv[0]).stem}.txt"
+
+    def _record(self, key: Any) -> None:
+        self._trace.parent.mkdir(parents=True, exist_ok=True)
+        with self._trace.open("a", encoding="utf-8") as fh:
+            fh.write(f"{key}\n")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._record(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._record(key)
+        return super().get(key, default)
+
+
 def load_yaml(path: str | Path) -> dict:
+    data = _load_yaml(path)
+    trace = os.environ.get(TRACE_ENV)
+    return _ReadTracked(data, trace) if trace and Path(path).name == PARAMS_FILE else data
+
+
+def _load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")

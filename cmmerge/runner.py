@@ -101,3 +101,23 @@ def run_main(fn: Callable[[], object]) -> int:
 def stage_main(fn: Callable[[], object]) -> None:
     """``if __name__ == "__main__": stage_main(main)`` in every stage script."""
     sys.exit(run_main(fn))
+
+
+def stage_args(doc: str | None, *positional: str, paths: tuple[str, ...] = (), optional: tuple[str, ...] = ()):
+    """The names and paths a stage script works on, parsed from its command line.
+
+    dvc.yaml passes every path a stage reads or writes as an argument (``--out models/cpt``), as DVC's
+    example-get-started does, so each path is written once, in dvc.yaml beside the stage's deps and outs,
+    and never in the script. ``positional`` are names (a foreach key); ``paths`` are required ``--options``,
+    ``optional`` ones may be left out. Dashes become underscores in the returned namespace.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    for name in positional:
+        parser.add_argument(name)
+    for name in paths:
+        parser.add_argument(f"--{name}", required=True, metavar="PATH")
+    for name in optional:
+        parser.add_argument(f"--{name}", metavar="PATH")
+    return parser.parse_args()

@@ -2,46 +2,52 @@
 a code-mixed LoRA, each per seed; scored like every method; summary and table with `lora_en` as reference."""
 
 import dataclasses
+from pathlib import Path
 
 from cmmerge.eval.evaluate import EvaluateParams, evaluate_method
 from cmmerge.eval.report import ReportParams, build_report
-from cmmerge.params import load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 from cmmerge.train.adapter_transfer import VARIANTS, AdapterTransferParams, run_adapter_transfer
 
 
 def main() -> None:
+    args = stage_args(
+        __doc__,
+        paths=("base", "english", "task", "corpus", "labels", "prepared", "transfer", "out", "lambda-record",
+               "evals", "predictions", "confusion", "summary", "report"),
+    )  # fmt: skip
     run_adapter_transfer(
-        "models/base",
-        "data/prepared/english",
-        "data/prepared/task",
-        "data/corpus/train.txt",
-        "data/prepared/labels.json",
+        args.base,
+        args.english,
+        args.task,
+        args.corpus,
+        args.labels,
         load_section("adamergex", AdapterTransferParams),
-        "models/adamergex",
-        lambda_record="metrics/adamergex/lambda_dev.json",
+        args.out,
+        lambda_record=args.lambda_record,
     )
-    pairs = list(load_yaml("params.yaml").get("transfer") or {})
+    pairs = list(load_yaml(PARAMS_FILE).get("transfer") or {})
     for variant in VARIANTS:
         evaluate_method(
             variant,
-            f"models/adamergex/{variant}",
-            "data/prepared",
-            "data/transfer",
+            Path(args.out) / variant,
+            args.prepared,
+            args.transfer,
             load_section("evaluate", EvaluateParams),
-            metrics_path=f"metrics/adamergex/eval/{variant}.json",
-            predictions_path=f"results/predictions/{variant}.json",
-            confusion_path=f"metrics/adamergex/confusion/{variant}.json",
+            metrics_path=Path(args.evals) / f"{variant}.json",
+            predictions_path=Path(args.predictions) / f"{variant}.json",
+            confusion_path=Path(args.confusion) / f"{variant}.json",
             pairs=pairs,
         )
     build_report(
         list(VARIANTS),
-        "metrics/adamergex/eval",
-        "results/predictions",
+        args.evals,
+        args.predictions,
         dataclasses.replace(load_section("report", ReportParams), reference=VARIANTS[0]),
-        "metrics/adamergex/summary.json",
-        "metrics/adamergex/report.md",
-        "data/prepared/task/train.jsonl",
+        args.summary,
+        args.report,
+        Path(args.task) / "train.jsonl",
     )
 
 

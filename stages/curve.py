@@ -8,19 +8,20 @@ so a killed run resumes at the first missing one.
 from cmmerge.data.prepare import PrepareParams
 from cmmerge.eval.curve import CurveParams, run_curve
 from cmmerge.eval.evaluate import EvaluateParams
-from cmmerge.params import from_dict, load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, from_dict, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 from cmmerge.train.finetune import MethodSpec
 from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    params = load_yaml("params.yaml")
+    args = stage_args(__doc__, paths=("prepared-root", "transfer", "recipe", "work", "records", "summary", "png"))
+    params = load_yaml(PARAMS_FILE)
     curve = load_section("curve", CurveParams)
     evaluate = load_section("evaluate", EvaluateParams)
-    # only the methods on the curve are read (and so listed as this stage's params in dvc.yaml's terms)
+    # only the methods on the curve are read
     methods = {
-        m: from_dict(MethodSpec, params["methods"][m], where=f"params.yaml: methods.{m}")
+        m: from_dict(MethodSpec, params["methods"][m], where=f"{PARAMS_FILE}: methods.{m}")
         for m in curve.methods
         if m in params["methods"]
     }
@@ -28,16 +29,16 @@ def main() -> None:
         curve,
         load_section("prepare", PrepareParams),
         methods,
-        load_finetune_params("metrics/recipe.json"),
-        work_dir="models/curve",
-        records_path="metrics/curve.json",
-        summary_path="metrics/curve_summary.json",
+        load_finetune_params(args.recipe),
+        work_dir=args.work,
+        records_path=args.records,
+        summary_path=args.summary,
         eval_max_length=evaluate.max_length,
         eval_batch_size=evaluate.batch_size,
-        transfer_dir="data/transfer",
+        transfer_dir=args.transfer,
         pairs=list(params.get("transfer") or {}),
-        prepared_root="data/prepared",
-        png_path="metrics/png/curve.png",
+        prepared_root=args.prepared_root,
+        png_path=args.png,
     )
 
 

@@ -1,24 +1,22 @@
 """DVC stage ``evaluate@<method>``: score every seed on the in-pair and transfer test sets."""
 
-import sys
-
 from cmmerge.eval.evaluate import EvaluateParams, evaluate_method
-from cmmerge.params import load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    method = sys.argv[1]
+    args = stage_args(__doc__, "method", paths=("model", "prepared", "transfer", "metrics", "predictions", "confusion"))
     evaluate_method(
-        method,
-        f"models/finetune/{method}",
-        "data/prepared",
-        "data/transfer",
+        args.method,
+        args.model,
+        args.prepared,
+        args.transfer,
         load_section("evaluate", EvaluateParams),
-        metrics_path=f"metrics/eval/{method}.json",
-        predictions_path=f"results/predictions/{method}.json",
-        confusion_path=f"metrics/plots/confusion/{method}.json",
-        pairs=list(load_yaml("params.yaml").get("transfer") or {}),
+        metrics_path=args.metrics,
+        predictions_path=args.predictions,
+        confusion_path=args.confusion,
+        pairs=list(load_yaml(PARAMS_FILE).get("transfer") or {}),
     )
 
 

@@ -1,28 +1,29 @@
 """DVC stage ``finetune@<method>``: fine-tune the method's starting point once per seed."""
 
-import sys
+from pathlib import Path
 
 from cmmerge.fsutil import curves_aside
-from cmmerge.params import from_dict, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, from_dict, load_yaml
+from cmmerge.runner import stage_args, stage_main
 from cmmerge.train.finetune import MethodSpec, run_finetune
 from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    method = sys.argv[1]
-    spec = from_dict(MethodSpec, load_yaml("params.yaml")["methods"][method], where=f"params.yaml: methods.{method}")
-    p = spec.scaled(load_finetune_params("metrics/recipe.json"), where=f"methods.{method}")
+    args = stage_args(__doc__, "method", paths=("labels", "recipe", "out", "curves"))
+    where = f"{PARAMS_FILE}: methods.{args.method}"
+    spec = from_dict(MethodSpec, load_yaml(PARAMS_FILE)["methods"][args.method], where=where)
+    p = spec.scaled(load_finetune_params(args.recipe), where=f"methods.{args.method}")
     for seed in p.seeds:
         # each seed's curves replace the previous run's only when that seed's training finishes
-        with curves_aside(f"metrics/train/{method}/seed{seed}") as live:
+        with curves_aside(Path(args.curves) / f"seed{seed}") as live:
             run_finetune(
                 spec.init,
                 spec.train,
-                "data/prepared/labels.json",
+                args.labels,
                 p,
                 seed,
-                f"models/finetune/{method}/seed{seed}",
+                Path(args.out) / f"seed{seed}",
                 live,
                 freeze=spec.freeze,
                 revert=spec.revert,

@@ -4,24 +4,28 @@ PNGs: ``metrics/png/eval/transfer.png`` and ``metrics/png/eval/confusion_<method
 matrix summed over seeds, from ``metrics/eval/<method>.json``).
 """
 
+from pathlib import Path
+
 from cmmerge.eval.plots import save_png_confusion, save_png_matrix, write_transfer
 from cmmerge.eval.report import ReportParams
 from cmmerge.fsutil import read_json
-from cmmerge.params import load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    methods = list(load_yaml("params.yaml")["methods"])
+    args = stage_args(__doc__, paths=("evals", "transfer", "png"))
+    methods = list(load_yaml(PARAMS_FILE)["methods"])
     in_pair = load_section("report", ReportParams).in_pair
-    rows = write_transfer("metrics/eval", "metrics/transfer.json", methods, in_pair)
-    save_png_matrix(rows, "metrics/png/eval/transfer.png")
+    png = Path(args.png)
+    rows = write_transfer(args.evals, args.transfer, methods, in_pair)
+    save_png_matrix(rows, png / "transfer.png")
     for method in methods:
-        confusion = read_json(f"metrics/eval/{method}.json")["confusion"]
+        confusion = read_json(Path(args.evals) / f"{method}.json")["confusion"]
         save_png_confusion(
             confusion["labels"],
             confusion["matrix"],
-            f"metrics/png/eval/confusion_{method}.png",
+            png / f"confusion_{method}.png",
             title=f"{method}: in-pair test, summed over seeds",
         )
 

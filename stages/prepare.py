@@ -5,17 +5,18 @@ Training and dev data are de-leaked against the task test split and every transf
 """
 
 from cmmerge.data.prepare import PrepareParams, prepare
-from cmmerge.params import load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
+    args = stage_args(__doc__, paths=("out", "metrics", "transfer"))
     prepare(
         load_section("prepare", PrepareParams),
-        "data/prepared",
-        "metrics/data.json",
-        transfer_dir="data/transfer",
-        pairs=list(load_yaml("params.yaml").get("transfer") or {}),
+        args.out,
+        args.metrics,
+        transfer_dir=args.transfer,
+        pairs=list(load_yaml(PARAMS_FILE).get("transfer") or {}),
     )
 
 

@@ -4,21 +4,20 @@ It runs before ``prepare``, which checks its labels against the task's and remov
 training and dev data.
 """
 
-import sys
-
 from cmmerge.data.cleaning import CleaningParams
 from cmmerge.data.loaders import DatasetSpec
 from cmmerge.data.prepare import prepare_transfer
-from cmmerge.params import from_dict, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, from_dict, load_yaml
+from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    pair = sys.argv[1]
-    params = load_yaml("params.yaml")
-    spec = from_dict(DatasetSpec, params["transfer"][pair], where=f"params.yaml: transfer.{pair}")
-    cleaning = from_dict(CleaningParams, params["prepare"].get("cleaning", {}), where="params.yaml: prepare.cleaning")
-    prepare_transfer(pair, spec, cleaning, f"data/transfer/{pair}", f"metrics/data_transfer/{pair}.json")
+    args = stage_args(__doc__, "pair", paths=("out", "metrics"))
+    params = load_yaml(PARAMS_FILE)
+    spec = from_dict(DatasetSpec, params["transfer"][args.pair], where=f"{PARAMS_FILE}: transfer.{args.pair}")
+    where = f"{PARAMS_FILE}: prepare.cleaning"
+    cleaning = from_dict(CleaningParams, params["prepare"].get("cleaning", {}), where=where)
+    prepare_transfer(args.pair, spec, cleaning, args.out, args.metrics)
 
 
 if __name__ == "__main__":

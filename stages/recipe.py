@@ -5,22 +5,23 @@
 
 from cmmerge.eval.evaluate import EvaluateParams
 from cmmerge.params import load_section
-from cmmerge.runner import stage_main
+from cmmerge.runner import stage_args, stage_main
 from cmmerge.train.finetune import FinetuneParams
 from cmmerge.train.recipe import RecipeParams, run_recipe
 
 
 def main() -> None:
+    args = stage_args(__doc__, paths=("base", "task", "labels", "work", "out", "grid"))
     evaluate = load_section("evaluate", EvaluateParams)
     run_recipe(
-        "models/base",
-        "data/prepared/task",
-        "data/prepared/labels.json",
+        args.base,
+        args.task,
+        args.labels,
         load_section("recipe", RecipeParams),
         load_section("finetune", FinetuneParams),
-        work_dir="models/recipe",
-        out_path="metrics/recipe.json",
-        grid_path="metrics/recipe_grid.json",
+        work_dir=args.work,
+        out_path=args.out,
+        grid_path=args.grid,
         eval_max_length=evaluate.max_length,
         eval_batch_size=evaluate.batch_size,
     )

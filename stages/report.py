@@ -1,20 +1,20 @@
 """DVC stage ``report``: metrics/summary.json and the Markdown results table of all methods."""
 
 from cmmerge.eval.report import ReportParams, build_report
-from cmmerge.params import load_section, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.params import PARAMS_FILE, load_section, load_yaml
+from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    methods = list(load_yaml("params.yaml")["methods"])
+    args = stage_args(__doc__, paths=("evals", "predictions", "train", "summary", "table"))
     build_report(
-        methods,
-        "metrics/eval",
-        "results/predictions",
+        list(load_yaml(PARAMS_FILE)["methods"]),
+        args.evals,
+        args.predictions,
         load_section("report", ReportParams),
-        "metrics/summary.json",
-        "metrics/report.md",
-        "data/prepared/task/train.jsonl",
+        args.summary,
+        args.table,
+        args.train,
     )
 
 

@@ -13,7 +13,8 @@ from cmmerge.train.recipe import load_finetune_params
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, help="prepared task folder (train, dev and test.jsonl)")
+    parser.add_argument("--task", required=True, help="prepared task folder (train.jsonl and dev.jsonl)")
+    parser.add_argument("--test", required=True, help="the test split scored at every λ")
     parser.add_argument("--labels", required=True, help="the label list (labels.json)")
     parser.add_argument("--recipe", required=True, help="the recipe record, read for finetune.optim values `dev`")
     parser.add_argument("--work", required=True, help="scratch folder for merged and fine-tuned checkpoints")
@@ -25,7 +26,7 @@ def main() -> None:
     run_sweep(
         merge_entry(load_yaml(PARAMS_FILE), params.merge, PARAMS_FILE),
         args.task,
-        f"{args.task}/test.jsonl",
+        args.test,
         args.labels,
         params,
         load_finetune_params(args.recipe),

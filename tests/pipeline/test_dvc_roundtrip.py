@@ -8,6 +8,7 @@ and a handful of optimiser steps; the module's tests then ask DVC about it.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -56,14 +57,19 @@ def tiny_pipeline(tiny_models, tmp_path_factory) -> dict:
         },
     )
     (repo / "dvc.lock").unlink(missing_ok=True)
-    first = dvc(repo, "repro")
+    trace = root / "params_read"  # every params section each stage script reads (cmmerge.params.TRACE_ENV)
+    os.environ["CMMERGE_TRACE_PARAMS"] = str(trace)
+    try:
+        first = dvc(repo, "repro")
+    finally:
+        del os.environ["CMMERGE_TRACE_PARAMS"]
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tiny pipeline")
     remote = root / "remote"
     dvc(repo, "remote", "add", "-d", "local", str(remote))
     git(repo, "commit", "-qam", "remote")
     dvc(repo, "push")
-    return {"repo": repo, "remote": remote, "root": root, "first": first.stdout}
+    return {"repo": repo, "remote": remote, "root": root, "first": first.stdout, "trace": trace}
 
 
 def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
@@ -94,6 +100,26 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
     for entry in summary["methods"].values():
         assert {"mean", "std", "ci95_low", "ci95_high", "boot_ci95_low"} <= set(entry["task"])
     assert "nothing to reproduce" in dvc(repo, "repro").stdout.lower() or not ran_stages(dvc(repo, "repro").stdout)
+
+
+def test_every_stage_reads_only_the_params_it_lists(tiny_pipeline):
+    """DVC reruns a stage only when a param it lists changes: a section read but not listed would be a change DVC
+    does not see. Each stage script ran with CMMERGE_TRACE_PARAMS, which records every section it read."""
+    import yaml
+
+    from .test_stage_wiring import stage_script
+
+    stages = yaml.safe_load((tiny_pipeline["repo"] / "dvc.yaml").read_text())["stages"]
+    checked = 0
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        trace = tiny_pipeline["trace"] / f"{stage_script(stage).stem}.txt"
+        assert trace.is_file(), f"stage {name!r} read no params at all (or did not run)"
+        read = set(trace.read_text().split())
+        listed = {str(p).split(".")[0] for p in stage.get("params", [])}
+        assert read <= listed, f"stage {name!r} reads {sorted(read - listed)}, which its params in dvc.yaml omit"
+        checked += 1
+    assert checked == len(stages)
 
 
 def test_model_outs_are_linked_from_the_cache_not_copied(tiny_pipeline):
