@@ -1,6 +1,6 @@
 """The ``evaluate@method`` stage: score every seed's model on the in-pair and transfer test sets.
 
-Writes ``metrics/eval/<method>.json`` (the contract in DESIGN.md: ``macro_f1``, ``weighted_f1``,
+Writes ``metrics/eval/<method>.json`` (the contract in docs/design.md: ``macro_f1``, ``weighted_f1``,
 ``accuracy``, ``n`` for the in-pair test set, averaged over seeds, the per-seed scores, and one
 object per transfer pair under ``transfer``), the raw predictions for the report's significance
 tests, and a confusion-matrix plot file for ``dvc plots``.
