@@ -39,7 +39,7 @@ import cmmerge
 from cmmerge.errors import MergeError
 from cmmerge.fsutil import atomic_dir, write_json
 from cmmerge.merge.checkpoint import FileHasher
-from cmmerge.merge.config import TORCH_DTYPES, params_to_dict
+from cmmerge.merge.config import TORCH_DTYPES, MergeConfig, ResolvedMerge, params_to_dict, resolved
 from cmmerge.merge.registry import MergeMethod, register
 from cmmerge.params import require
 
@@ -233,19 +233,22 @@ def _merge_ia3(adapters: dict[str, Adapter], p: AdaMergeXParams, compute: torch.
     return out, dict(adapters["task"].config)
 
 
-def run_adapter_merge(cfg, out_dir: Path) -> Path:
-    """Run AdaMergeX as ``cfg`` says; write a peft adapter folder to ``out_dir`` atomically."""
+def run_adapter_merge(cfg: MergeConfig | ResolvedMerge, out_dir: Path) -> Path:
+    """Run AdaMergeX as ``cfg`` says (resolved as :func:`~cmmerge.merge.engine.run_merge` resolves it); write
+    a peft adapter folder to ``out_dir`` atomically."""
     from safetensors.torch import save_file
 
     from cmmerge.errors import CmmergeError
 
-    p: AdaMergeXParams = cfg.method_params
+    merge = resolved(cfg)
+    cfg = merge.config
+    p: AdaMergeXParams = merge.params
     adapters = {}
-    for i, (spec, mp) in enumerate(zip(cfg.models, cfg.model_params, strict=True)):
+    for i, (spec, mp) in enumerate(zip(cfg.models, merge.model_params, strict=True)):
         try:
             adapters[mp.role] = load_adapter(spec.model, spec.label)
         except CmmergeError as exc:
-            raise type(exc)(f"{cfg.where}.models[{i}].model: {exc}") from None
+            raise type(exc)(f"{merge.where}.models[{i}].model: {exc}") from None
     kind = _check_same(adapters)
     compute = TORCH_DTYPES[cfg.dtype]
     task_dtype = next((t.dtype for t in adapters["task"].tensors.values() if t.is_floating_point()), torch.float32)
@@ -261,7 +264,7 @@ def run_adapter_merge(cfg, out_dir: Path) -> Path:
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         manifest = {
             "cmmerge_version": cmmerge.__version__,
-            "method": cfg.method.name,
+            "method": merge.method.name,
             "adapter_type": kind,
             "parameters": params_to_dict(p),
             "models": [

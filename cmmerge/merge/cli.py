@@ -35,4 +35,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from cmmerge.merge import MergeConfig, run_merge
 
-    run_merge(MergeConfig.from_yaml(args.config), args.out_dir, force=args.force, inputs=(args.config,))
+    # resolved under the file's name, so that errors about its checkpoints name the file too
+    merge = MergeConfig.from_yaml(args.config).resolve(str(args.config))
+    run_merge(merge, args.out_dir, force=args.force, inputs=(args.config,))

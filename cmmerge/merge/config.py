@@ -16,6 +16,11 @@ In the spirit of mergekit's configs::
 
 ``parameters`` and each model's ``parameters`` are typed per method (:mod:`.methods`), so a λ given as
 text or a density outside (0, 1] is reported with its dotted key before anything is read or written.
+
+A :class:`MergeConfig` is what the user wrote; :meth:`MergeConfig.resolve` checks it against its method and
+returns a :class:`ResolvedMerge` (the method, the typed parameters and the config's name in messages), which is
+what the engine runs. Building a config with :meth:`~MergeConfig.from_dict` resolves it once too, so a bad
+config is refused where it is read.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Literal
 import torch
 
 from cmmerge.errors import ConfigError
+from cmmerge.merge.registry import MergeMethod, get_method
 from cmmerge.params import from_dict, load_yaml, require
 
 DType = Literal["float32", "bfloat16", "float16"]
@@ -49,7 +55,7 @@ class ModelSpec:
 
 @dataclass
 class MergeConfig:
-    """A validated merge config; build it with :meth:`from_dict` or :meth:`from_yaml`."""
+    """A merge config as written, checked when built (:meth:`from_dict`, :meth:`from_yaml`); run it resolved."""
 
     merge_method: str
     models: list[ModelSpec]
@@ -68,10 +74,13 @@ class MergeConfig:
     max_shard_size: str | int = "2GB"
     trust_remote_code: bool = False
 
-    # filled in by validate(): the method and its typed parameters
-    def validate(self, where: str) -> None:
-        from cmmerge.merge.registry import get_method
+    def resolve(self, where: str = "merge config") -> ResolvedMerge:
+        """This config checked against its method: the method and typed parameters, as a new frozen object.
 
+        ``where`` names the config in every message (``params.yaml: merges.ta``, a file's path), including the
+        ones the engine raises later about the checkpoints. Nothing is cached on the config: a config edited
+        after it was built is checked again when it is resolved again.
+        """
         method = get_method(self.merge_method, f"{where}.merge_method")
         require(
             len(self.models) >= method.min_models,
@@ -85,14 +94,18 @@ class MergeConfig:
         if method.needs_base and method.level == "tensor":
             require(self.base_model is not None, f"{where}.base_model is required by {method.name}")
         params = from_dict(method.params, self.parameters, f"{where}.parameters")
-        model_params = [
+        model_params = tuple(
             from_dict(method.model_params, m.parameters, f"{where}.models[{i}].parameters")
             for i, m in enumerate(self.models)
-        ]
+        )
         if method.check_models is not None:
-            method.check_models(params, model_params, where)
+            method.check_models(params, list(model_params), where)
         parse_size(self.max_shard_size, f"{where}.max_shard_size")
-        object.__setattr__(self, "_typed", (method, params, model_params, where))
+        return ResolvedMerge(self, method, params, model_params, where)
+
+    def validate(self, where: str) -> None:
+        """The hook :func:`cmmerge.params.from_dict` calls: a config that does not resolve is refused when built."""
+        self.resolve(where)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "merge config") -> MergeConfig:
@@ -102,24 +115,28 @@ class MergeConfig:
     def from_yaml(cls, path: str | Path) -> MergeConfig:
         return cls.from_dict(load_yaml(path), where=str(path))
 
-    @property
-    def method(self):
-        return self._typed[0]
-
-    @property
-    def method_params(self):
-        return self._typed[1]
-
-    @property
-    def model_params(self) -> list:
-        return self._typed[2]
-
-    @property
-    def where(self) -> str:
-        return self._typed[3]
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ResolvedMerge:
+    """A merge config checked against its method (:meth:`MergeConfig.resolve`): what the engine runs.
+
+    ``params`` and ``model_params`` are instances of the method's parameter dataclasses; ``where`` names the
+    config in messages about its checkpoints.
+    """
+
+    config: MergeConfig
+    method: MergeMethod
+    params: Any
+    model_params: tuple[Any, ...]
+    where: str
+
+
+def resolved(cfg: MergeConfig | ResolvedMerge) -> ResolvedMerge:
+    """``cfg`` resolved (a :class:`MergeConfig` under its default name), for entry points that take either."""
+    return cfg if isinstance(cfg, ResolvedMerge) else cfg.resolve()
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}

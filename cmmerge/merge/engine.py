@@ -34,8 +34,8 @@ import cmmerge
 from cmmerge.errors import CmmergeError, MergeError
 from cmmerge.fsutil import atomic_dir, check_output, write_json
 from cmmerge.merge.checkpoint import DTYPE_NAMES, Checkpoint, OutSpec, ShardedWriter
-from cmmerge.merge.config import TORCH_DTYPES, MergeConfig, params_to_dict, parse_size
-from cmmerge.merge.plan import MergePlan, TensorPlan, build_plan
+from cmmerge.merge.config import TORCH_DTYPES, MergeConfig, ResolvedMerge, params_to_dict, parse_size, resolved
+from cmmerge.merge.plan import TensorPlan, build_plan
 from cmmerge.merge.registry import TensorJob
 from cmmerge.models import resolve
 
@@ -75,24 +75,28 @@ def local_folder(ref: str, label: str) -> Path:
     return path
 
 
-def run_merge(cfg: MergeConfig, out_dir: str | Path, force: bool = False, inputs: tuple = ()) -> Path:
+def run_merge(cfg: MergeConfig | ResolvedMerge, out_dir: str | Path, force: bool = False, inputs: tuple = ()) -> Path:
     """Merge as ``cfg`` says and write the result to ``out_dir`` (atomically); returns ``out_dir``.
 
-    ``out_dir`` must not be, contain or lie inside an input (the models, ``inputs`` such as the config file),
-    and a non-empty folder without a cmmerge manifest is replaced only with ``force`` (:func:`check_output`).
+    ``cfg`` is a config (resolved here, named "merge config" in messages) or one resolved under the name its
+    caller wants in messages (``cfg.resolve("params.yaml: merges.ta")``). ``out_dir`` must not be, contain or
+    lie inside an input (the models, ``inputs`` such as the config file), and a non-empty folder without a
+    cmmerge manifest is replaced only with ``force`` (:func:`check_output`).
     """
+    merge = resolved(cfg)
+    cfg = merge.config
     tok = cfg.tokenizer_source if cfg.tokenizer_source != "base" else None
     refs = [cfg.base_model, tok, *(m.model for m in cfg.models), *inputs]
     out_dir = check_output(out_dir, refs, force=force, what="merge output folder")
-    if cfg.method.level == "adapter":
+    if merge.method.level == "adapter":
         from cmmerge.merge.adapters import run_adapter_merge
 
-        return run_adapter_merge(cfg, out_dir)
-    return _run_tensor_merge(cfg, out_dir)
+        return run_adapter_merge(merge, out_dir)
+    return _run_tensor_merge(merge, out_dir)
 
 
-def _open_inputs(cfg: MergeConfig):
-    where = cfg.where
+def _open_inputs(merge: ResolvedMerge):
+    cfg, where = merge.config, merge.where
     ref_label = "base_model" if cfg.base_model is not None else cfg.models[0].label
     try:
         ref_path = local_folder(cfg.base_model if cfg.base_model is not None else cfg.models[0].model, ref_label)
@@ -136,16 +140,14 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
             raise MergeError(f"{what} has {n_bad} NaN/Inf value(s) of {t.numel()}")
 
 
-def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
-    method, params, model_params = cfg.method, cfg.method_params, cfg.model_params
-    ref_label, ref_path, base, models = _open_inputs(cfg)
+def _run_tensor_merge(merge: ResolvedMerge, out_dir: Path) -> Path:
+    cfg, method, params, model_params = merge.config, merge.method, merge.params, merge.model_params
+    ref_label, ref_path, base, models = _open_inputs(merge)
     try:
         plan = build_plan(base, ref_label, models, cfg.missing_tensors, cfg.embedding_size_mismatch, cfg.align_prefix)
-        if method.name == "layer_swap":
-            _check_layer_swap(plan, params, cfg.where)
-        elif method.name == "revert":
-            _check_revert(plan, params, cfg.where)
-        tok_dir = _tokenizer_dir(cfg, ref_path)
+        if method.check_plan is not None:  # the method's own checks against the tensors (e.g. block numbers)
+            method.check_plan(plan, params, merge.where)
+        tok_dir = _tokenizer_dir(merge, ref_path)
         out_dtype = _output_dtype(cfg, base)
         compute_dtype = TORCH_DTYPES[cfg.dtype]
         specs = [OutSpec(t.name, t.base.shape, out_dtype if t.merged else t.base.dtype) for t in plan.tensors]
@@ -163,7 +165,7 @@ def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
             shard_names = writer.close()
             _write_config(ref_path, tmp, out_dtype)
             tok_files = _copy_tokenizer(tok_dir, tmp)
-            manifest = _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files)
+            manifest = _manifest(merge, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files)
             write_json(tmp / MANIFEST, manifest)
     finally:
         base.close()
@@ -171,30 +173,6 @@ def _run_tensor_merge(cfg: MergeConfig, out_dir: Path) -> Path:
             ckpt.close()
     log.info("wrote %s", out_dir)
     return out_dir
-
-
-def _check_layer_swap(plan: MergePlan, params, where: str) -> None:
-    n = plan.layout.num_blocks
-    used = params.bottom + params.top + 2 * params.transition
-    if n == 0:
-        raise MergeError(f"{where}: layer_swap found no numbered transformer blocks in the tensor names")
-    if used > n:
-        raise MergeError(
-            f"{where}.parameters: bottom + top + 2·transition = {used} exceeds the {n} blocks of the model"
-        )
-
-
-def _check_revert(plan: MergePlan, params, where: str) -> None:
-    """Block numbers must name blocks of the model (a typo would otherwise revert nothing, silently)."""
-    n = plan.layout.num_blocks
-    named = list(params.blocks) + list(params.block_range or [])
-    bad = [b for b in named if not -n <= b < n]
-    if bad:
-        raise MergeError(f"{where}.parameters: block number(s) {bad} outside the model's {n} blocks (0 … {n - 1})")
-    if params.block_range is not None:
-        first, last = (b + n if b < 0 else b for b in params.block_range)
-        if first > last:
-            raise MergeError(f"{where}.parameters.block_range: first block {first} is above last block {last}")
 
 
 def _load(tp: TensorPlan, base: Checkpoint, models, need_base: bool):
@@ -290,14 +268,15 @@ def _write_config(ref_path: Path, tmp: Path, out_dtype: torch.dtype) -> None:
         shutil.copy2(ref_path / "generation_config.json", tmp / "generation_config.json")
 
 
-def _tokenizer_dir(cfg: MergeConfig, ref_path: Path) -> Path:
+def _tokenizer_dir(merge: ResolvedMerge, ref_path: Path) -> Path:
+    cfg = merge.config
     src = cfg.tokenizer_source
     if src == "base":
         return ref_path
     for spec in cfg.models:
         if src in (spec.name, spec.model):
             return local_folder(spec.model, spec.label)
-    return local_folder(src, f"{cfg.where}.tokenizer_source")
+    return local_folder(src, f"{merge.where}.tokenizer_source")
 
 
 def _copy_tokenizer(src: Path, tmp: Path) -> list[str]:
@@ -309,7 +288,9 @@ def _copy_tokenizer(src: Path, tmp: Path) -> list[str]:
     return copied
 
 
-def _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files) -> dict:
+def _manifest(merge: ResolvedMerge, ref_label, base, models, plan, shard_names, out_dtype, tok_dir, tok_files) -> dict:
+    cfg = merge.config
+
     def describe(label: str, ckpt: Checkpoint) -> dict:
         return {
             "label": label,
@@ -319,7 +300,7 @@ def _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_di
         }
 
     inputs = []
-    for (label, ckpt), report, mp in zip(models, plan.reports, cfg.model_params, strict=True):
+    for (label, ckpt), report, mp in zip(models, plan.reports, merge.model_params, strict=True):
         entry = describe(label, ckpt)
         entry["parameters"] = params_to_dict(mp)
         entry.update(dataclasses.asdict(report))
@@ -328,8 +309,8 @@ def _manifest(cfg, ref_label, base, models, plan, shard_names, out_dtype, tok_di
         inputs.append(entry)
     return {
         "cmmerge_version": cmmerge.__version__,
-        "method": cfg.method.name,
-        "parameters": params_to_dict(cfg.method_params),
+        "method": merge.method.name,
+        "parameters": params_to_dict(merge.params),
         "base_model": describe(ref_label, base),
         "models": inputs,
         "config": cfg.to_dict(),

@@ -54,7 +54,18 @@ class BlockLayout:
             return "block"
         return "embeddings" if "embed" in name else "other"
 
+    def resolve(self, index: int) -> int | None:
+        """The block a config's block number names in this layout (see :func:`resolve_block`)."""
+        return resolve_block(index, self.num_blocks)
 
-def resolve_block(index: int, num_blocks: int) -> int:
-    """Allow Python-style negative block numbers (``-1`` is the top block)."""
-    return index + num_blocks if index < 0 else index
+
+def resolve_block(index: int, num_blocks: int) -> int | None:
+    """The block that block number ``index`` names among ``num_blocks``, or ``None`` if there is no such block.
+
+    Configs count blocks Python-style (``-1`` is the top block), so that "revert the top two blocks" reads the
+    same for a 12- and a 24-block model. Every reader of a block number (reverting and its plan check here,
+    freezing in training) goes through this one function, so they cannot disagree on what ``-1`` or an
+    out-of-range number means; ``None`` lets each caller word its own error.
+    """
+    resolved = index + num_blocks if index < 0 else index
+    return resolved if 0 <= resolved < num_blocks else None

@@ -7,14 +7,19 @@ Formulas and references are in the kernels' docstrings and in ``docs/merge.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from cmmerge.errors import MergeError
 from cmmerge.merge.consensus import DivideBy, SignMethod
+from cmmerge.merge.layers import resolve_block
 from cmmerge.merge.registry import MergeMethod, TensorJob, register
 from cmmerge.merge.sparsify import tensor_seed
 from cmmerge.merge.swap import Source, blend, revert, swap_weight
 from cmmerge.merge.task_vectors import merge_task_vectors, weighted_average
 from cmmerge.params import require
+
+if TYPE_CHECKING:
+    from cmmerge.merge.plan import MergePlan
 
 
 def _lambda():
@@ -210,6 +215,18 @@ def _check_roles(p: LayerSwapParams, mps: list[RoleParams], where: str) -> None:
     )
 
 
+def _check_layer_swap_plan(plan: MergePlan, p: LayerSwapParams, where: str) -> None:
+    """The swapped and blended blocks must fit in the model (otherwise the schedule would overlap)."""
+    n = plan.layout.num_blocks
+    used = p.bottom + p.top + 2 * p.transition
+    if n == 0:
+        raise MergeError(f"{where}: layer_swap found no numbered transformer blocks in the tensor names")
+    if used > n:
+        raise MergeError(
+            f"{where}.parameters: bottom + top + 2·transition = {used} exceeds the {n} blocks of the model"
+        )
+
+
 def _layer_swap(job: TensorJob, p: LayerSwapParams, mps: list[RoleParams]):
     outer, inner = _roles(mps)
     alpha = swap_weight(
@@ -226,11 +243,27 @@ def _layer_swap(job: TensorJob, p: LayerSwapParams, mps: list[RoleParams]):
     return blend(job.models[outer], job.models[inner], alpha, job.compute_dtype).to(job.out_dtype)
 
 
-def reverted_blocks(p: RevertParams, num_blocks: int) -> set[int]:
-    """The block numbers ``blocks`` and ``block_range`` name (negative numbers count from the top)."""
-    out = {b + num_blocks if b < 0 else b for b in p.blocks}
+def _check_revert_plan(plan: MergePlan, p: RevertParams, where: str) -> None:
+    """Block numbers must name blocks of the model (a typo would otherwise revert nothing, silently)."""
+    n = plan.layout.num_blocks
+    named = list(p.blocks) + list(p.block_range or [])
+    bad = [b for b in named if resolve_block(b, n) is None]
+    if bad:
+        raise MergeError(f"{where}.parameters: block number(s) {bad} outside the model's {n} blocks (0 … {n - 1})")
     if p.block_range is not None:
-        first, last = (b + num_blocks if b < 0 else b for b in p.block_range)
+        first, last = (resolve_block(b, n) for b in p.block_range)
+        if first > last:
+            raise MergeError(f"{where}.parameters.block_range: first block {first} is above last block {last}")
+
+
+def reverted_blocks(p: RevertParams, num_blocks: int) -> set[int]:
+    """The block numbers ``blocks`` and ``block_range`` name (negative numbers count from the top).
+
+    Numbers outside the model were refused by :func:`_check_revert_plan` before any tensor is merged.
+    """
+    out = {resolve_block(b, num_blocks) for b in p.blocks}
+    if p.block_range is not None:
+        first, last = (resolve_block(b, num_blocks) for b in p.block_range)
         out |= set(range(first, last + 1))
     return out
 
@@ -307,6 +340,7 @@ register(
         max_models=2,
         merge=_layer_swap,
         check_models=_check_roles,
+        check_plan=_check_layer_swap_plan,
     )
 )
 register(
@@ -318,5 +352,6 @@ register(
         min_models=1,
         max_models=1,
         merge=_revert,
+        check_plan=_check_revert_plan,
     )
 )

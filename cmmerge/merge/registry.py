@@ -6,6 +6,10 @@ section) and ``model_params`` (each model's ``parameters``). Tensor-level method
 function that the streaming engine (:mod:`.engine`) calls once per tensor with a :class:`TensorJob`;
 adapter-level methods (AdaMergeX) are run whole by :mod:`.adapters`.
 
+Checks a method needs are declared with it, so the engine never tests a method's name: ``check_models``
+runs when the config is read (parameters and roles, no checkpoint opened), ``check_plan`` once the inputs'
+tensors are known and before anything is written (e.g. block numbers against the model's blocks).
+
 The shape of this follows mergekit's ``merge_methods/registry.py`` (one generalized task-vector kernel
 behind several named methods); the code is this project's own.
 """
@@ -14,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from cmmerge.errors import ConfigError
 from cmmerge.merge.layers import BlockLayout
+
+if TYPE_CHECKING:
+    from cmmerge.merge.plan import MergePlan
 
 
 @dataclass
@@ -47,6 +54,9 @@ class MergeMethod:
     merge: Callable[[TensorJob, Any, list[Any]], torch.Tensor] | None = None
     # cross-model checks (roles, counts) once the typed params are known: (params, model_params, where)
     check_models: Callable[[Any, list[Any], str], None] | None = None
+    # checks against the inputs' tensors (block counts …) before anything is written: (plan, params, where);
+    # raises a MergeError naming ``where``'s key
+    check_plan: Callable[[MergePlan, Any, str], None] | None = None
 
 
 _REGISTRY: dict[str, MergeMethod] = {}
