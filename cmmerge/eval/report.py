@@ -1,7 +1,8 @@
 """The ``report`` stage: one summary of every method, and a Markdown table for a pull request.
 
 ``metrics/summary.json`` holds, per method and test set, the mean, std and intervals of macro-F1
-over seeds (read from the evaluate stage's ``metrics/eval/<method>.json``), a two-level bootstrap test
+over seeds (the per-seed scores read from the evaluate stage's ``metrics/eval/<method>.json``, never
+recomputed here, so the report cannot disagree with evaluate), a two-level bootstrap test
 against the reference method (resampling training seeds and test items together; :mod:`cmmerge.eval.stats`)
 with Holm-adjusted p-values over every comparison of the table, the chance baselines of each test set
 (majority class, stratified random) and each method's predicted-label counts per seed.
@@ -56,11 +57,22 @@ def _read_run(method: str, eval_dir: Path, predictions_dir: Path) -> tuple[dict,
     return read_json(paths["metrics"]), read_json(paths["predictions"])
 
 
-def _seed_f1(metrics: dict, name: str) -> dict[str, float]:
-    """Per-seed macro-F1 of one test set, as the evaluate stage computed it."""
+def _seed_f1(metrics: dict, name: str, predicted_seeds: list[str], path: Path) -> dict[str, float]:
+    """Per-seed macro-F1 of one test set, as the evaluate stage computed it (``path``, a dep of the stage).
+
+    The report reads these rather than scoring the predictions again, so the summary's numbers are
+    evaluate's by construction; the predictions serve only the bootstrap and the label counts, and must
+    be of the same seeds (else the two files come from different evaluate runs).
+    """
     block = metrics if name == "task" else metrics.get("transfer", {}).get(name)
     if block is None or "seeds" not in block:
         raise DataError(f"metrics of '{metrics.get('method')}' have no per-seed scores for test set '{name}'")
+    if sorted(block["seeds"]) != sorted(predicted_seeds):
+        method = metrics.get("method")
+        raise DataError(
+            f"{path}: seeds {sorted(block['seeds'])} of test set '{name}' differ from its predictions' "
+            f"{sorted(predicted_seeds)}; rerun evaluate@{method}"
+        )
     return {s: v["macro_f1"] for s, v in block["seeds"].items()}
 
 
@@ -108,7 +120,7 @@ def build_report(
         preds = {m: list(runs[m][1]["sets"][name]["pred"].values()) for m in methods}
         scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.seed)
         for m in methods:
-            per_seed = _seed_f1(runs[m][0], name)
+            per_seed = _seed_f1(runs[m][0], name, list(runs[m][1]["sets"][name]["pred"]), eval_dir / f"{m}.json")
             stats = {**seed_interval(list(per_seed.values())), **two_level_interval(scores[m], params.seed)}
             summary["methods"][m][name] = {**stats, "seeds": per_seed}
             summary["predicted_labels"][m][name] = {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from cmmerge.eval.metrics import classification_metrics
 from cmmerge.eval.plots import transfer_rows, write_transfer
@@ -183,6 +186,10 @@ def test_plots_stage_script(fake_run, repo_root, monkeypatch):
     params = "methods:\n" + "".join(f"  {m}: {{init: models/base}}\n" for m in methods) + "report: {in_pair: en_hi}\n"
     (work / "params.yaml").write_text(params)
     monkeypatch.chdir(work)
+    # the paths as dvc.yaml's command line passes them (the stage script has none of its own)
+    cmd = shlex.split(yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["plots"]["cmd"])
+    assert cmd[:2] == ["python", "stages/plots.py"]
+    monkeypatch.setattr(sys, "argv", cmd[1:])
     with pytest.raises(SystemExit) as done:  # stage scripts exit with run_main's status
         runpy.run_path(str(repo_root / "stages" / "plots.py"), run_name="__main__")
     assert done.value.code == 0
@@ -190,3 +197,66 @@ def test_plots_stage_script(fake_run, repo_root, monkeypatch):
     assert {r["test"] for r in rows} == {"en_hi", "en_es"}
     assert (work / "metrics" / "png" / "eval" / "transfer.png").is_file()
     assert all((work / "metrics" / "png" / "eval" / f"confusion_{m}.png").is_file() for m in methods)
+
+
+def test_per_seed_scores_are_evaluates_not_recomputed(fake_run):
+    """The summary's per-seed macro-F1 (and its mean and std) are the numbers in metrics/eval, even where
+    scoring the predictions again would give others: the report reads the evaluate outputs it depends on."""
+    root, methods = fake_run
+    stored = {}
+    for i, m in enumerate(methods):
+        path = root / "eval" / f"{m}.json"
+        data = json.loads(path.read_text())
+        for block in (data, data["transfer"]["en_es"]):
+            block["seeds"] = {s: {"macro_f1": 0.1 * (i + 1) + 0.01 * int(s)} for s in block["seeds"]}
+        stored[m] = data
+        path.write_text(json.dumps(data))
+    summary = build_report(
+        methods,
+        root / "eval",
+        root / "pred",
+        ReportParams(n_boot=50),
+        root / "s.json",
+        root / "r.md",
+        root / "train.jsonl",
+    )
+    preds = json.loads((root / "pred" / "full_ft.json").read_text())["sets"]["task"]
+    rescored = classification_metrics(preds["gold"], preds["pred"]["1"], LABELS)["macro_f1"]
+    for m in methods:
+        for name, block in (("task", stored[m]), ("en_es", stored[m]["transfer"]["en_es"])):
+            got = summary["methods"][m][name]
+            want = {s: v["macro_f1"] for s, v in block["seeds"].items()}
+            assert got["seeds"] == want
+            assert got["mean"] == pytest.approx(np.mean(list(want.values())))
+            assert got["std"] == pytest.approx(np.std(list(want.values()), ddof=1))
+    assert summary["methods"]["full_ft"]["task"]["seeds"]["1"] != pytest.approx(rescored)
+
+
+def test_evaluate_outputs_and_predictions_of_different_seeds_are_refused(fake_run):
+    from cmmerge.errors import DataError
+
+    root, methods = fake_run
+    path = root / "eval" / "copy_ft.json"
+    data = json.loads(path.read_text())
+    data["seeds"].pop("3")
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"copy_ft.json: seeds \['1', '2'\] of test set 'task' differ from its "):
+        build_report(
+            methods, root / "eval", root / "pred", ReportParams(), root / "s.json", root / "r.md", root / "train.jsonl"
+        )
+    assert not (root / "s.json").exists()
+
+
+@pytest.mark.parametrize("prefix", ["metrics", "metrics/adamergex"])
+def test_committed_summary_holds_the_committed_evaluate_scores(repo_root, prefix):
+    """In the repository's own results, every per-seed score of the summary is the evaluate stage's."""
+    summary_path, eval_dir = repo_root / prefix / "summary.json", repo_root / prefix / "eval"
+    if not summary_path.is_file():
+        pytest.skip(f"no {summary_path}")
+    summary = json.loads(summary_path.read_text())
+    for m, sets in summary["methods"].items():
+        evaluated = json.loads((eval_dir / f"{m}.json").read_text())
+        for name, stats in sets.items():
+            block = evaluated if name == "task" else evaluated["transfer"][name]
+            assert stats["seeds"] == {s: v["macro_f1"] for s, v in block["seeds"].items()}, (m, name)
+            assert stats["mean"] == pytest.approx(block["macro_f1"]), (m, name)
