@@ -24,6 +24,24 @@ T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (where plain YAML lets the last silently win,
+    a second ``merges:`` or ``lambda:`` would override the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (lines {seen[key]} and {line})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 TRACE_ENV = "CMMERGE_TRACE_PARAMS"  # a folder: record which sections each stage script reads (tests)
 
 
@@ -60,7 +78,7 @@ def _load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if data is None:
@@ -121,7 +139,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
                 return _coerce(arg, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{key} must be {_describe(tp)}, got {_show(value)}")
+        hint = _float_hint(value) if float in options else ""
+        raise ConfigError(f"{key} must be {_describe(tp)}, got {_show(value)}{hint}")
     if origin is Literal:
         if value not in get_args(tp):
             raise ConfigError(f"{key} must be one of {', '.join(map(repr, get_args(tp)))}, got {_show(value)}")
@@ -148,13 +167,24 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {_show(value)}")
+            raise ConfigError(f"{key} must be a number, got {_show(value)}{_float_hint(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {_show(value)}")
         return value
     raise TypeError(f"unsupported params type {tp!r} for {key}")  # a bug in a dataclass, not user input
+
+
+def _float_hint(value: Any) -> str:
+    """YAML 1.1 (PyYAML) reads ``3e-4`` as text: a float needs a dot and a signed exponent, ``3.0e-4``."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return ""
+        return f"; YAML reads {value} as text: write it as {number:.1e}".replace("e-0", "e-").replace("e+0", "e+")
+    return ""
 
 
 def _describe(tp: Any) -> str:

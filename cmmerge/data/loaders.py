@@ -140,6 +140,12 @@ def _normalise(raw: list[dict], spec: DatasetSpec, path: Path | str) -> list[dic
             raise DataError(f"{path}: row {i + 1}: text field '{spec.text_field}' is {type(text).__name__}, not text")
         if label is None or (isinstance(label, str) and not label.strip()):
             raise DataError(f"{path}: row {i + 1}: empty label in field '{spec.label_field}'")
+        if isinstance(label, dict | list | tuple | set) or (isinstance(label, float) and label != label):
+            # str() of a mapping or list would silently become a class of its own
+            raise DataError(
+                f"{path}: row {i + 1}: label field '{spec.label_field}' holds {_what(label)}, not a class name; "
+                "labels must be strings or numbers"
+            )
         label = str(label).strip()
         row = {"id": str(rec.get(spec.id_field, i)), "text": text, "label": label}
         if "tokens" in rec and "langs" in rec:
@@ -148,9 +154,15 @@ def _normalise(raw: list[dict], spec: DatasetSpec, path: Path | str) -> list[dic
     return rows
 
 
+def _what(value: object) -> str:
+    text = repr(value)
+    return f"a {type(value).__name__} ({text[:40] + '…' if len(text) > 40 else text})"
+
+
 def _open_text(path: Path):
     try:
-        return open(path, encoding="utf-8", newline="")
+        # utf-8-sig: a byte-order mark (Excel writes one) must not become part of the first column's name
+        return open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
 

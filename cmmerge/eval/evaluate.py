@@ -20,6 +20,7 @@ from cmmerge.eval.plots import confusion_records
 from cmmerge.eval.predict import Classifier
 from cmmerge.eval.stats import seed_interval
 from cmmerge.fsutil import read_json, read_jsonl, write_json
+from cmmerge.params import require
 
 log = logging.getLogger(__name__)
 SCALARS = ("macro_f1", "weighted_f1", "accuracy")
@@ -31,6 +32,11 @@ class EvaluateParams:
 
     max_length: int = 128
     batch_size: int = 64
+
+    def validate(self, where: str) -> None:
+        # a batch size below 1 would score nothing (every prediction the first label) instead of failing
+        require(self.batch_size >= 1, f"{where}.batch_size must be at least 1, got {self.batch_size}")
+        require(self.max_length >= 2, f"{where}.max_length must be at least 2 tokens, got {self.max_length}")
 
 
 def seed_dirs(models_dir: str | Path) -> dict[int, Path]:
