@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -257,6 +259,185 @@ def prepare_run(out_dir: str | Path, params, inputs: list[str | Path], resume: b
         reset_checkpoints(work, fingerprint(params, *inputs), resume)
     state.wait_for_everyone()
     return work, latest_checkpoint(work)
+
+
+# Bit-exact resume. The Trainer's rng_state.pth holds the global python, numpy and torch (and device) RNGs.
+# Two more things decide what a run draws after a checkpoint, and both are handled here:
+#
+# 1. A seeded collator (DataCollatorForLanguageModeling(seed=...), the MLM masks) draws from its own
+#    torch.Generator, which rng_state.pth does not hold: a resumed run re-created it from the seed and so
+#    masked the batches after the checkpoint like the first batches of the run (measured: identical mask
+#    hashes). Its state is saved next to rng_state.pth and restored before the first batch is collated.
+#    The state to save is not the generator's state at saving time: accelerate's dataloader collates one
+#    batch ahead, so by then the next, untrained batch has been masked already. It is the state the
+#    generator had before the oldest batch collated but not yet trained (or its current state if there
+#    is none, as at the end of an epoch), tracked by wrapping the training dataloader's collator.
+#    Making the masks a function of (seed, step) instead would be exact by construction and need no
+#    tracking, but it would change the masks, and so the weights, of every uninterrupted run (and of the
+#    cached stages of runs made so far); saving the state leaves every uninterrupted run bit-identical.
+# 2. A checkpoint due at the last step of an epoch was written before the end-of-epoch evaluation, which
+#    draws from the global RNG (the evaluation dataloader's base seed) and from the collator (the
+#    validation masks); a run resumed from it skipped that evaluation and so trained the next epoch with
+#    other draws (measured: global torch RNG differs at the first step after resuming). Such a save is
+#    made just after the evaluation instead (same step, same weights), so the checkpoint holds the RNG
+#    states the next epoch starts from, and its log history holds that evaluation (CheckpointTiming, which
+#    also writes no checkpoint at the last step of training: see there).
+#
+# Both assume the collator runs in the training process (training_arguments sets no dataloader workers).
+
+
+def _collator_rng_file(checkpoint: str | Path, args) -> Path:
+    """One file per process, like the Trainer's ``rng_state_{rank}.pth``: each rank has its own collator."""
+    suffix = f"_{args.process_index}" if args.world_size > 1 else ""
+    return Path(checkpoint) / f"collator_rng{suffix}.safetensors"
+
+
+def _collator_generator(collator):
+    """The collator's own torch generator, or None (unseeded collators draw from the global RNG, or not at all).
+
+    transformers' DataCollatorForLanguageModeling creates it on its first batch, from its ``seed``.
+    """
+    import torch
+
+    generator = getattr(collator, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
+
+
+class _TrainCollation:
+    """The training dataloader's collator, recording its generator's state before each batch it collates,
+    until the Trainer takes that batch for training."""
+
+    def __init__(self, collator) -> None:
+        self.collator = collator
+        self.pending: deque = deque()  # generator state (None: not created yet) before each untrained batch
+
+    def __call__(self, examples):
+        generator = _collator_generator(self.collator)
+        self.pending.append(None if generator is None else generator.get_state())
+        return self.collator(examples)
+
+    def trained(self, batches: int) -> None:
+        for _ in range(min(batches, len(self.pending))):
+            self.pending.popleft()
+
+    def resume_state(self):
+        """The generator state the next training batch must be collated with (None: a fresh one, from the seed)."""
+        if self.pending:
+            return self.pending[0]
+        generator = _collator_generator(self.collator)
+        return None if generator is None else generator.get_state()
+
+
+def save_collator_rng(state, checkpoint: str | Path, args) -> None:
+    """Write a collator generator ``state`` into ``checkpoint`` (safetensors: resuming unpickles nothing)."""
+    from safetensors.torch import save_file
+
+    if state is not None:
+        save_file({"state": state}, str(_collator_rng_file(checkpoint, args)))
+
+
+def load_collator_rng(collator, checkpoint: str | Path, args) -> None:
+    """Give the collator the generator state saved in ``checkpoint``.
+
+    No file: the collator had drawn nothing by then (or draws no randomness), so the generator it creates
+    from its seed on the next batch is the one the uninterrupted run had.
+    """
+    from safetensors.torch import load_file
+
+    path = _collator_rng_file(checkpoint, args)
+    if not path.is_file():
+        return
+    # create_rng builds the generator and records this process as its owner (else the collator rebuilds it
+    # from the seed on the next batch); then the saved state replaces the seed's
+    collator.create_rng("pt")
+    collator.generator.set_state(load_file(str(path))["state"])
+
+
+class CheckpointTiming(TrainerCallback):
+    """When step checkpoints are written: one due at the last step of an epoch is moved to just after the
+    end-of-epoch evaluation, so the saved RNG states include that evaluation's draws (point 2 above); none is
+    written at the last step of training, after which the output is written and the checkpoints removed.
+
+    A checkpoint of the last step would serve only a kill between it and the output, and a run resumed from
+    it trains one step too many: the Trainer's loop takes a step before it checks ``max_steps`` (measured:
+    "steps": 31 of 30, and another validation loss). Without it, such a run resumes from the checkpoint
+    before and trains the rest again, exactly.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # runs after DefaultFlowCallback, which sets should_save (and should_training_stop at max_steps)
+        if not control.should_save or args.save_strategy != "steps" or args.load_best_model_at_end:
+            return control
+        if control.should_training_stop:
+            control.should_save = False
+        elif float(state.epoch).is_integer():  # exactly a whole number at an epoch's last step
+            control.should_save = False
+            self.pending = True
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.pending:
+            control.should_save = True
+            self.pending = False
+        return control
+
+
+def make_trainer(**kwargs):
+    """A transformers ``Trainer`` (same arguments) whose checkpoints resume bit-exactly: a run killed after a
+    checkpoint and resumed ends with the weights of an uninterrupted run; uninterrupted runs are unchanged."""
+    return _resumable_trainer_class()(**kwargs)
+
+
+@functools.cache
+def _resumable_trainer_class():
+    # built on first use: importing transformers.Trainer is slow, and this module is also imported for its
+    # params dataclasses alone
+    from transformers import Trainer
+
+    for hook in ("_save_rng_state", "get_batch_samples", "get_train_dataloader"):
+        if not callable(getattr(Trainer, hook, None)):
+            # an override below would silently never run, and resumed runs would drift again
+            raise RuntimeError(f"transformers.Trainer has no {hook}: update cmmerge.train.common")
+
+    class ResumableTrainer(Trainer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.train_collation: _TrainCollation | None = None
+            self.add_callback(CheckpointTiming())
+
+        def train(self, resume_from_checkpoint: str | None = None, **kwargs):
+            # before the first batch: on a resume mid-epoch, the Trainer restores its own RNG states only
+            # after collating the first batch (it skips the trained batches by index, collating none)
+            if isinstance(resume_from_checkpoint, str):
+                load_collator_rng(self.data_collator, resume_from_checkpoint, self.args)
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+        def get_train_dataloader(self):
+            # only the training batches are tracked; evaluation shares the collator (and its generator)
+            collator = self.data_collator
+            self.train_collation = _TrainCollation(collator)
+            self.data_collator = self.train_collation
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.data_collator = collator
+
+        def get_batch_samples(self, epoch_iterator, num_batches, device):
+            batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+            if self.train_collation is not None:
+                self.train_collation.trained(len(batches))
+            return batches, num_items
+
+        def _save_rng_state(self, output_dir: str) -> None:
+            # written with the other RNG states, before trainer_state.json marks the checkpoint complete
+            super()._save_rng_state(output_dir)
+            if self.train_collation is not None:
+                save_collator_rng(self.train_collation.resume_state(), output_dir, self.args)
+
+    return ResumableTrainer
 
 
 def save_on_main(trainer, out_dir: str | Path, write, work: Path) -> None:

@@ -18,7 +18,15 @@ from cmmerge.data.loaders import load_corpus
 from cmmerge.errors import ConfigError
 from cmmerge.fsutil import write_json
 from cmmerge.models import family, lm_class, load_config, load_tokenizer
-from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, prepare_run, save_on_main, training_arguments
+from cmmerge.train.common import (
+    LiveLogger,
+    OptimParams,
+    apply_lora,
+    make_trainer,
+    prepare_run,
+    save_on_main,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +174,7 @@ def run_cpt(
     when started again with the same params and inputs (``resume=False`` always starts afresh).
     """
     import datasets
-    from transformers import DataCollatorForLanguageModeling, EarlyStoppingCallback, Trainer, set_seed
+    from transformers import DataCollatorForLanguageModeling, EarlyStoppingCallback, set_seed
 
     base_dir, corpus_dir = str(base_dir), Path(corpus_dir)
     config = load_config(base_dir)
@@ -227,7 +235,7 @@ def run_cpt(
         prediction_loss_only=True,
         **stopping,
     )
-    trainer = Trainer(
+    trainer = make_trainer(
         model=model,
         args=args,
         data_collator=collator,

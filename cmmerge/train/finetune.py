@@ -15,7 +15,15 @@ from pathlib import Path
 from cmmerge.errors import ConfigError, DataError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.models import load_classifier, load_tokenizer
-from cmmerge.train.common import LiveLogger, OptimParams, apply_lora, prepare_run, save_on_main, training_arguments
+from cmmerge.train.common import (
+    LiveLogger,
+    OptimParams,
+    apply_lora,
+    make_trainer,
+    prepare_run,
+    save_on_main,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +148,7 @@ def run_finetune(
     """
     import numpy as np
     from sklearn.metrics import f1_score
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
     train_dir = Path(train_dir)
     labels = read_json(labels_path)
@@ -184,7 +192,7 @@ def run_finetune(
         "revert": dataclasses.asdict(revert) if revert else None,
     }
     work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
-    trainer = Trainer(
+    trainer = make_trainer(
         model=model,
         args=training_arguments(work, params.optim, seed, eval_strategy="epoch" if dev_rows else "no"),
         data_collator=DataCollatorWithPadding(tokenizer),

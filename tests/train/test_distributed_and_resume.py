@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,34 +116,78 @@ def test_two_cpu_processes_train_like_one(work, tmp_path, config):
         assert last < first - 0.1, f"{live}: loss did not fall ({first:.3f} -> {last:.3f})"
 
 
-def test_killed_cpt_resumes_from_its_last_checkpoint(work, tmp_path):
-    out, live = tmp_path / "cpt", tmp_path / "live"
-    args = [
-        sys.executable,
-        str(SCRIPT),
-        "cpt",
-        str(work / "base"),
-        str(work / "corpus"),
-        str(out),
-        str(live),
-        "30",
-        "5",
-    ]
-    killed = subprocess.run([*args, "13"], env=_env(), capture_output=True, text=True, timeout=600)
+def _shrunk(src: Path, dst: Path, name: str, lines: int) -> Path:
+    """A copy of the data folder ``src`` whose file ``name`` keeps its first ``lines`` lines: short epochs."""
+    shutil.copytree(src, dst)
+    path = dst / name
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:lines]))
+    return dst
+
+
+def _assert_same_weights(got: Path, want: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = load_file(got / "model.safetensors"), load_file(want / "model.safetensors")
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} of {len(a)} tensors differ from the uninterrupted run, e.g. {differ[:3]}"
+
+
+# kind, data, steps, checkpoint_steps, kill at step, the checkpoint resumed from
+KILLS = {
+    # mid-epoch: the MLM collator's generator state (masks) must come back, and it is one batch ahead
+    # of training when saved (the dataloader collates the next batch early)
+    "cpt-mid-epoch": ("cpt", "corpus", 30, 5, 13, 10),
+    # 18 steps per epoch: checkpoint 18 ends epoch 1; its RNG states must include the end-of-epoch
+    # evaluation's draws (validation masks, dataloader seed), or epoch 2 is trained with other ones
+    "cpt-epoch-end": ("cpt", "small-corpus", 40, 9, 20, 18),
+    # 10 steps per epoch: checkpoint 10 ends epoch 1 (dropout draws after the dev evaluation)
+    "finetune-epoch-end": ("finetune", "small-prepared", 30, 5, 13, 10),
+}
+
+
+@pytest.mark.parametrize("case", list(KILLS))
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(work, tmp_path, case):
+    kind, data, steps, every, kill_at, resumed_from = KILLS[case]
+    if data == "small-corpus":
+        folder = _shrunk(work / "corpus", tmp_path / "data", "train.txt", 100)
+    elif data == "small-prepared":
+        folder = _shrunk(work / "prepared", tmp_path / "data", "task/train.jsonl", 40)
+    else:
+        folder = work / data
+
+    def command(out: Path, live: Path, *kill: int) -> list[str]:
+        args = [kind, work / "base", folder, out, live, steps, every, *kill]
+        return [sys.executable, str(SCRIPT), *map(str, args)]
+
+    def run(*args) -> subprocess.CompletedProcess:
+        return subprocess.run(command(*args), env=_env(), capture_output=True, text=True, timeout=600)
+
+    whole = run(tmp_path / "whole", tmp_path / "live-whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out, live = tmp_path / "run", tmp_path / "live"
+    killed = run(out, live, kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not out.exists(), "a killed run leaves no output"
-    checkpoints = out.parent / ".cpt.checkpoints"
-    done = max(
-        int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*/") if (p / "trainer_state.json").is_file()
-    )
-    assert done == 10, "checkpoints every 5 steps, killed at step 13"
-    again = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=600)
+    checkpoints = out.parent / ".run.checkpoints"
+    complete = [p for p in checkpoints.glob("checkpoint-*/") if (p / "trainer_state.json").is_file()]
+    assert max(int(p.name.split("-")[1]) for p in complete) == resumed_from
+    last = checkpoints / f"checkpoint-{resumed_from}"
+    if kind == "cpt":
+        assert (last / "collator_rng.safetensors").is_file(), "the MLM masks' generator is in the checkpoint"
+    if case.endswith("epoch-end"):
+        history = json.loads((last / "trainer_state.json").read_text())["log_history"]
+        assert any("eval_loss" in h and h["step"] == resumed_from for h in history), "saved after the evaluation"
+
+    again = run(out, live)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"resuming from {checkpoints}/checkpoint-{done}" in again.stderr
-    assert _summary(again.stdout)["steps"] == 30
+    assert f"resuming from {last}" in again.stderr
+    assert _summary(again.stdout)["steps"] == steps
     assert not checkpoints.exists(), "checkpoints are removed once the output is written"
-    steps = [int(r.split("\t")[0]) for r in (live / "plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
-    assert steps[-1] == 30 and max(steps[:-1]) < 30
+    _assert_same_weights(out, tmp_path / "whole")
+    logged = [int(r.split("\t")[0]) for r in (live / "plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+    assert logged[-1] == steps and max(logged[:-1]) < steps
 
 
 def test_changed_params_never_resume_a_stale_checkpoint(work, tmp_path):
