@@ -135,6 +135,21 @@ def _report(args) -> None:
     )
 
 
+def _config(args) -> None:
+    if args.action == "schema":
+        import json
+
+        from cmmerge.schema import params_json_schema
+
+        print(json.dumps(params_json_schema(), indent=2, ensure_ascii=False))
+        return
+    if args.config is None:
+        from cmmerge.errors import ConfigError
+
+        raise ConfigError(f"cmmerge config {args.action} needs an experiment config (e.g. configs/default.yaml)")
+    (_config_apply if args.action == "apply" else _config_show)(args)
+
+
 def _config_show(args) -> None:
     from cmmerge.overlay import composed_and_validated, dump
 
@@ -273,10 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", default="data/prepared/task/train.jsonl", help="training split (chance baselines)")
 
     p = add("config", _config_show, "print the params that an experiment config composes to", params=False)
-    p.add_argument("action", choices=["show", "apply"], help="show: print; apply: write to --out")
-    p.add_argument("config", help="an experiment config (YAML with include: [...])")
+    p.add_argument(
+        "action", choices=["show", "apply", "schema"], help="show: print; apply: write to --out; schema: JSON Schema"
+    )
+    p.add_argument("config", nargs="?", help="an experiment config (YAML with include: [...])")
     p.add_argument("--out", default="params.yaml")
-    p.set_defaults(func=lambda a: _config_apply(a) if a.action == "apply" else _config_show(a))
+    p.set_defaults(func=_config)
 
     p = add("exp", _exp_run, "compose an experiment config into params.yaml and `dvc exp run` it", params=False)
     p.add_argument("action", choices=["run"])

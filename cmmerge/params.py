@@ -1,14 +1,16 @@
 """Typed params: read one section of ``params.yaml`` into a dataclass, with errors that name the key.
 
 Each stage reads only its own section (DVC's example-get-started convention), and that section is
-what ``dvc.yaml`` lists under the stage's ``params``. Validation turns a value of the wrong type,
-an unknown key, or a missing required key into a :class:`ConfigError` naming the dotted key, the
+what ``dvc.yaml`` lists under the stage's ``params``. The schema is pydantic's: each params dataclass has a
+strict pydantic model generated from its annotations (:func:`schema_model`; ``cmmerge config schema`` prints
+them as JSON Schema), and pydantic's first error becomes a :class:`ConfigError` naming the dotted key, the
 value, and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import types
@@ -16,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
+import pydantic
 import yaml
 
 from cmmerge.errors import ConfigError
@@ -97,22 +100,56 @@ def load_section(section: str, cls: type[T], path: str | Path = PARAMS_FILE) -> 
 
 
 def from_dict(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a mapping, checking every field's type."""
+    """Build dataclass ``cls`` from a mapping: pydantic validates it against :func:`schema_model` ``(cls)``, then
+    the dataclasses are built bottom-up and each one's ``validate(where)`` hook checks what types cannot say
+    (ranges, links between fields)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {_show(data)}")
+    try:
+        checked = schema_model(cls).model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_one_line(cls, data, exc, where)) from None
+    return _build(cls, checked.model_dump(exclude_unset=True), where)
+
+
+# --- the schema: pydantic models derived from the params dataclasses ---------------------------------------------
+# The dataclasses stay the objects the code passes around (``dataclasses.replace``, ``asdict`` for fingerprints);
+# their pydantic twins are generated from the same annotations, so a field is declared once. Strict: YAML's
+# "3" is not a number and 1 is not true; a field may be read from another key (``metadata={"key": "lambda"}``).
+_SCHEMA_CONFIG = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+@functools.cache
+def schema_model(cls: type) -> type[pydantic.BaseModel]:
+    """The pydantic model of params dataclass ``cls`` (nested dataclasses become nested models)."""
     hints = typing.get_type_hints(cls)
-    # a field may be read from another key (metadata {"key": ...}), e.g. ``lambda``, a Python keyword
-    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(fields)}")
-    kwargs = {}
-    for name, field in fields.items():
-        key = f"{where}.{name}"
-        if name in data:
-            kwargs[field.name] = _coerce(hints[field.name], data[name], key)
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{key} is required ({_describe(hints[field.name])})")
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = f.metadata.get("key", f.name)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        # an absent key keeps the dataclass's own default (model_dump(exclude_unset=True) leaves it out)
+        fields[f.name] = (_schema_type(hints[f.name]), pydantic.Field(... if required else None, alias=key))
+    return pydantic.create_model(cls.__name__, __config__=_SCHEMA_CONFIG, __doc__=cls.__doc__, **fields)
+
+
+def _schema_type(tp: Any) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return schema_model(tp)
+    if origin in (Union, types.UnionType):
+        return Union[tuple(_schema_type(a) for a in get_args(tp))]  # noqa: UP007 - built from a tuple
+    if origin in (list, tuple):
+        (item,) = get_args(tp)[:1] or (Any,)
+        return list[_schema_type(item)]
+    if origin is dict:
+        _, value = get_args(tp) or (Any, Any)
+        return dict[Any, _schema_type(value)]  # keys are made strings below (YAML reads `1:` as an integer)
+    return tp
+
+
+def _build(cls: type[T], data: dict, where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _value(hints[name], value, f"{where}.{_key_of(cls, name)}") for name, value in data.items()}
     obj = cls(**kwargs)
     check = getattr(obj, "validate", None)
     if callable(check):
@@ -120,60 +157,80 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     return obj
 
 
-def _coerce(tp: Any, value: Any, key: str) -> Any:
+def _value(tp: Any, value: Any, key: str) -> Any:
+    """A validated value in the shape the dataclass declares (nested dataclasses built, mapping keys strings)."""
     origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:  # Optional[X]: X's own message says what is wrong
-            return _coerce(options[0], value, key)
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        hint = _float_hint(value) if float in options else ""
-        raise ConfigError(f"{key} must be {_describe(tp)}, got {_show(value)}{hint}")
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ConfigError(f"{key} must be one of {', '.join(map(repr, get_args(tp)))}, got {_show(value)}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} must be a list, got {_show(value)}")
-        (item_tp, *_) = get_args(tp) or (Any,)
-        return [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {_show(value)}")
-        _, val_tp = get_args(tp) or (Any, Any)
-        return {str(k): _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()}
+    if value is None:
+        return None
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {_show(value)}{_float_hint(value)}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {_show(value)}")
-        return value
-    raise TypeError(f"unsupported params type {tp!r} for {key}")  # a bug in a dataclass, not user input
+        return _build(tp, value, key)
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(tp) if a is not type(None)]
+        classes = [a for a in members if dataclasses.is_dataclass(a)]
+        if isinstance(value, dict) and len(classes) == 1:
+            return _build(classes[0], value, key)
+        return float(value) if float in members and type(value) is int else value
+    if origin in (list, tuple):
+        (item,) = get_args(tp)[:1] or (Any,)
+        return [_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, val = get_args(tp) or (Any, Any)
+        return {str(k): _value(val, v, f"{key}.{k}") for k, v in value.items()}
+    return value
+
+
+def _key_of(cls: type, name: str) -> str:
+    return next(f.metadata.get("key", f.name) for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _field_by_key(cls: type, key: Any) -> tuple[str, Any] | None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("key", f.name) == key:
+            return f.name, hints[f.name]
+    return None
+
+
+def _one_line(cls: type, data: dict, exc: pydantic.ValidationError, where: str) -> str:
+    """pydantic's first error as this project's one line: the dotted key, the value and what was expected."""
+    errors = exc.errors()
+    first = errors[0]
+    key, tp, value, owner = _locate(cls, data, first["loc"], where)
+    if first["type"] == "extra_forbidden":
+        parent = first["loc"][:-1]
+        names = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent]
+        expected = ", ".join(f.metadata.get("key", f.name) for f in dataclasses.fields(owner))
+        return f"{key.rsplit('.', 1)[0]}: unknown key(s) {', '.join(names)}; expected some of {expected}"
+    if first["type"] == "missing":
+        return f"{key} is required ({_describe(tp)})"
+    hint = _float_hint(value) if float in (get_args(tp) or (tp,)) else ""
+    return f"{key} must be {_describe(tp)}, got {_show(value)}{hint}"
+
+
+def _locate(cls: type, data: Any, loc: tuple, where: str) -> tuple[str, Any, Any, type]:
+    """Follow an error location through the declared types: the dotted key, its declared type, the value given
+    and the dataclass that holds it. A union stops the walk (pydantic's further steps name union members)."""
+    key, tp, value, owner = where, cls, data, cls
+    for step in loc:
+        while get_origin(tp) in (Union, types.UnionType) and len([a for a in get_args(tp) if a is not type(None)]) == 1:
+            tp = next(a for a in get_args(tp) if a is not type(None))  # Optional[X] is X to pydantic's locations
+        if dataclasses.is_dataclass(tp):
+            found = _field_by_key(tp, step)
+            owner = tp
+            key = f"{key}.{step}"
+            if found is None:  # an unknown key
+                return key, Any, value.get(step) if isinstance(value, dict) else None, owner
+            tp = found[1]
+            value = value.get(step) if isinstance(value, dict) else None
+        elif get_origin(tp) in (list, tuple) and isinstance(step, int):
+            key, tp = f"{key}[{step}]", (get_args(tp)[:1] or (Any,))[0]
+            value = value[step] if isinstance(value, list) and step < len(value) else None
+        elif get_origin(tp) is dict:
+            key, tp = f"{key}.{step}", (get_args(tp) or (Any, Any))[1]
+            value = value.get(step) if isinstance(value, dict) else None
+        else:
+            break
+    return key, tp, value, owner
 
 
 def _float_hint(value: Any) -> str:

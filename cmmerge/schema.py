@@ -98,3 +98,22 @@ def validate_params(params: Any, where: str = "params") -> dict[str, Any]:
     if absent:
         raise ConfigError(f"{where}: curve.methods names {', '.join(absent)}, not in methods ({', '.join(methods)})")
     return built
+
+
+def params_json_schema() -> dict:
+    """The whole params file as JSON Schema, from the same pydantic models that validate each section (editors
+    and CI linters can check a config with it: ``cmmerge config schema > params.schema.json``)."""
+    import pydantic
+
+    from cmmerge.data.loaders import DatasetSpec
+    from cmmerge.merge import MergeConfig
+    from cmmerge.params import schema_model
+    from cmmerge.train.finetune import MethodSpec
+
+    fields: dict[str, Any] = {name: (schema_model(cls), ...) for name, cls in _sections().items()}
+    fields["methods"] = (dict[str, schema_model(MethodSpec)], ...)
+    fields["transfer"] = (dict[str, schema_model(DatasetSpec)], {})
+    fields["merges"] = (dict[str, schema_model(MergeConfig)], ...)
+    fields["launch"] = (str, "python")
+    model = pydantic.create_model("Params", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
+    return model.model_json_schema()

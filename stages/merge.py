@@ -25,7 +25,8 @@ def main() -> None:
     params = load_yaml(PARAMS_FILE)
     entry = merge_entry(params, args.name, PARAMS_FILE)
     lam = lambda_from_sweep(args.sweep, args.name) if uses_dev(entry) else None
-    run_merge(merge_config(entry, f"{PARAMS_FILE}: merges.{args.name}", lam=lam), args.out)
+    where = f"{PARAMS_FILE}: merges.{args.name}"
+    run_merge(merge_config(entry, where, lam=lam).resolve(where), args.out)  # errors while merging name the entry
 
 
 if __name__ == "__main__":

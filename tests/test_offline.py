@@ -54,7 +54,11 @@ def test_missing_model_path_fails_fast(tmp_path, case, what, answer):
     (tmp_path / "models").mkdir()
     (tmp_path / "data").mkdir()
     if case == "stage":
-        cmd = [sys.executable, str(ROOT / "stages" / "cpt.py")]
+        # the cpt stage as dvc.yaml runs it (its paths from there)
+        from pipeline.repo import stage_command
+
+        cmd = [sys.executable if w == "python" else w for w in stage_command(ROOT, "cpt")]
+        cmd[1] = str(ROOT / cmd[1])
     elif case == "cli_path":
         cmd = [sys.executable, "-m", "cmmerge", "cpt", "models/nope", "data", "out"]
     else:

@@ -155,3 +155,26 @@ def test_config_apply_refuses_a_broken_config_and_writes_nothing(repo_root, tmp_
     with pytest.raises(ConfigError, match=message):
         apply(tmp_path / "bad.yaml", out)
     assert out.read_text() == "earlier: 1\n"
+
+
+def test_the_json_schema_is_the_pydantic_schema_and_checks_a_config(repo_root):
+    """`cmmerge config schema` prints the pydantic models that validate each section as one JSON Schema, with which
+    an editor or linter checks params.yaml and every shipped config; it refuses what the stages refuse."""
+    import json
+    import subprocess
+    import sys
+
+    import jsonschema
+
+    done = subprocess.run([sys.executable, "-m", "cmmerge", "config", "schema"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    schema = json.loads(done.stdout)
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    jsonschema.validate(params, schema)
+    for config in (repo_root / "configs" / "real").glob("[!_]*.yaml"):
+        jsonschema.validate(compose(config), schema)
+    bad = {**params, "finetune": {**params["finetune"], "optim": {**params["finetune"]["optim"], "epochs": "many"}}}
+    with pytest.raises(jsonschema.ValidationError, match="many"):
+        jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError, match="lamda"):
+        jsonschema.validate({**params, "report": {**params["report"], "lamda": 1}}, schema)

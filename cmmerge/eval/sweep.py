@@ -100,7 +100,7 @@ def run_sweep(
             cell = load_kept(cell_path, fp)
             if cell is None:
                 if not merged.is_dir():
-                    run_merge(cfg, merged)
+                    run_merge(cfg.resolve(f"sweep λ={lam:g}"), merged)
                 out = work_dir / tag / f"seed{seed}"
                 # resume=False: a sweep point is cheap and a stale checkpoint from another grid must not leak in
                 live = work_dir / tag / f"live{seed}"

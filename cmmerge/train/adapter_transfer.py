@@ -155,6 +155,7 @@ def compose(task_adapter: Path, ref_en: Path, ref_cm: Path, merge: dict, out: Pa
     from cmmerge.merge import MergeConfig
     from cmmerge.merge.adapters import run_adapter_merge
 
+    where = "params.yaml: adamergex.merge"
     cfg = MergeConfig.from_dict(
         {
             "merge_method": "adamergex",
@@ -165,9 +166,9 @@ def compose(task_adapter: Path, ref_en: Path, ref_cm: Path, merge: dict, out: Pa
             ],
             "parameters": merge,
         },
-        where="params.yaml: adamergex.merge",
+        where=where,
     )
-    return run_adapter_merge(cfg, out)
+    return run_adapter_merge(cfg.resolve(where), out)
 
 
 def materialise(task_model: Path, task_adapter: Path, adapter: Path, out: Path) -> None:

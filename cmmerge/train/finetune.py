@@ -100,8 +100,8 @@ def selected_parameters(model, selection: BlockSelection) -> list[str]:
         raise ConfigError(f"cannot find transformer blocks in {type(model).__name__} to freeze or revert")
     wanted = set()
     for b in selection.blocks:
-        index = b + layout.num_blocks if b < 0 else b
-        if not 0 <= index < layout.num_blocks:
+        index = layout.resolve(b)
+        if index is None:
             raise ConfigError(f"block {b} does not exist: the model has {layout.num_blocks} blocks")
         wanted.add(index)
     return [

@@ -163,16 +163,16 @@ def test_cpt_corpus_containing_test_set(tmp_path):
 
 def test_transfer_label_outside_the_task_labels_stops_prepare_cleanly(tmp_path):
     """Stage level: prepare_transfer writes the pair whole; prepare then fails in one line, writing nothing."""
-    from pipeline.repo import copy_repo, edit_params, run
+    from pipeline.repo import copy_repo, edit_params, run_stage
 
     repo = copy_repo(tmp_path / "repo", with_git=False)
     edit_params(repo, **{"transfer.en_es.label_map": {"neutral": "neutro"}})
-    proc = run(repo, "python", "stages/prepare_transfer.py", "en_es")
+    proc = run_stage(repo, "prepare_transfer", "en_es")
     assert proc.returncode == 0, proc.stderr
     written = (repo / "data/transfer/en_es/test.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(written) == len((repo / "data/demo/spanglish_sentiment/test.jsonl").read_text().splitlines())
     metrics_before = (repo / "metrics/data.json").read_bytes()
-    proc = run(repo, "python", "stages/prepare.py")
+    proc = run_stage(repo, "prepare")
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("cmmerge: error:")]

@@ -70,3 +70,19 @@ def run(repo: Path, *cmd: str, check: bool = False, timeout: int = 600) -> subpr
 
 def dvc(repo: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
     return run(repo, str(Path(sys.executable).parent / "dvc"), *args, check=check, timeout=timeout)
+
+
+def stage_command(repo: Path, stage: str, key: str | None = None) -> list[str]:
+    """The command line dvc.yaml gives ``stage`` (``foreach`` stages: with ``key``), as DVC would run it."""
+    import shlex
+
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage]
+    cmd = spec.get("do", spec)["cmd"].replace("${launch}", "python")
+    if key is not None:
+        cmd = cmd.replace("${key}", key)
+    return shlex.split(cmd)
+
+
+def run_stage(repo: Path, stage: str, key: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run one stage's script exactly as dvc.yaml's command line runs it (its paths come from there)."""
+    return run(repo, *stage_command(repo, stage, key), **kwargs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .repo import copy_repo, edit_params, run
+from .repo import copy_repo, edit_params, run_stage
 
 
 @pytest.fixture
@@ -27,19 +27,19 @@ def _assert_clean_failure(proc, expected: str, outs: list[Path]):
 
 def test_missing_data_file(repo):
     edit_params(repo, **{"prepare.task.path": "data/demo/no_such_set"})
-    proc = run(repo, "python", "stages/prepare.py")
+    proc = run_stage(repo, "prepare")
     _assert_clean_failure(proc, "data/demo/no_such_set: data folder or file not found", [repo / "data/prepared"])
 
 
 def test_data_file_lacking_the_text_field(repo):
     edit_params(repo, **{"prepare.task.text_field": "tweet"})
-    proc = run(repo, "python", "stages/prepare.py")
+    proc = run_stage(repo, "prepare")
     _assert_clean_failure(proc, "has no text field 'tweet'", [repo / "data/prepared"])
 
 
 def test_missing_split_file(repo):
     (repo / "data/demo/hinglish_sentiment/test.jsonl").unlink()
-    proc = run(repo, "python", "stages/prepare.py")
+    proc = run_stage(repo, "prepare")
     _assert_clean_failure(proc, "no 'test' file", [repo / "data/prepared"])
 
 
@@ -48,19 +48,19 @@ def test_broken_jsonl_line(repo):
     lines = path.read_text().splitlines()
     lines[4] = '{"id": "x", "text": "unterminated'
     path.write_text("\n".join(lines) + "\n")
-    proc = run(repo, "python", "stages/prepare.py")
+    proc = run_stage(repo, "prepare")
     _assert_clean_failure(proc, "dev.jsonl:5: not a JSON object", [repo / "data/prepared"])
 
 
 def test_unknown_model_name(repo):
     edit_params(repo, **{"model.name": "no-such-org/no-such-model"})
-    proc = run(repo, "python", "stages/base.py")
+    proc = run_stage(repo, "base")
     _assert_clean_failure(proc, "model 'no-such-org/no-such-model'", [repo / "models/base"])
 
 
 def test_unknown_model_path(repo):
     edit_params(repo, **{"model.name": "./models/not-there"})
-    proc = run(repo, "python", "stages/base.py")
+    proc = run_stage(repo, "base")
     _assert_clean_failure(proc, "no such folder", [repo / "models/base"])
 
 
@@ -81,15 +81,15 @@ def test_unknown_model_path(repo):
 )
 def test_params_of_the_wrong_type(repo, stage, key, value, expected, out):
     edit_params(repo, **{key: value})
-    proc = run(repo, "python", f"stages/{stage}.py")
+    proc = run_stage(repo, stage)
     _assert_clean_failure(proc, expected, [repo / out])
 
 
 def test_good_prepare_writes_counts(repo):
     """The control: the same copy with untouched params prepares the data and counts what it dropped."""
     # prepare reads the configured transfer pair's test set (its dep, written by prepare_transfer@en_es)
-    assert run(repo, "python", "stages/prepare_transfer.py", "en_es").returncode == 0
-    proc = run(repo, "python", "stages/prepare.py")
+    assert run_stage(repo, "prepare_transfer", "en_es").returncode == 0
+    proc = run_stage(repo, "prepare")
     assert proc.returncode == 0, proc.stderr
     counts = json.loads((repo / "metrics/data.json").read_text())
     assert (
