@@ -34,6 +34,33 @@ def test_bad_values_are_refused_with_the_key(section, cls, data, message):
         from_dict(cls, data, where=section)
 
 
+@pytest.mark.parametrize(
+    ("optim", "message"),
+    [
+        ({"warmup_ratio": -0.5}, r"finetune.optim.warmup_ratio must be a fraction of the steps in \[0, 1\), got -0.5"),
+        ({"warmup_ratio": 5}, r"finetune.optim.warmup_ratio must be a fraction .* got 5.0"),
+        ({"logging_steps": 0}, r"finetune.optim.logging_steps must be at least 1, got 0"),
+        ({"grad_accum": 0}, r"finetune.optim.grad_accum must be at least 1, got 0"),
+        ({"weight_decay": -1}, r"finetune.optim.weight_decay must be >= 0, got -1.0"),
+        ({"max_steps": 0}, r"finetune.optim.max_steps must be a positive number of steps, or -1"),
+        ({"lr_scheduler": "cosin"}, r"finetune.optim.lr_scheduler must be one of 'linear', 'cosine', .*got 'cosin'"),
+    ],
+)
+def test_values_passed_on_to_transformers_are_checked_first(optim, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(FinetuneParams, {"optim": optim}, where="finetune")
+
+
+def test_the_allowed_schedulers_are_transformers_own():
+    from typing import get_args
+
+    from transformers.trainer_utils import SchedulerType
+
+    from cmmerge.train.common import Scheduler
+
+    assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
+
+
 def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("evaluate: {batch_size: 8}\nreport: {n_boot: 10}\nevaluate: {batch_size: 64}\n")

@@ -37,6 +37,12 @@ class LoraParams:
             raise ConfigError(f"{where}.dropout must be in [0, 1), got {self.dropout}")
 
 
+# learning-rate schedules of transformers that need no further arguments (tests check each is one of its own)
+Scheduler = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt"
+]
+
+
 @dataclass
 class OptimParams:
     """Optimisation settings common to CPT and fine-tuning."""
@@ -49,7 +55,7 @@ class OptimParams:
     learning_rate: float | Literal["dev"] = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    lr_scheduler: str = "linear"
+    lr_scheduler: Scheduler = "linear"
     grad_accum: int = 1
     logging_steps: int = 10
     # save a resumable checkpoint (weights, optimiser, scheduler, RNG) every N steps; 0: never. A stage
@@ -66,6 +72,21 @@ class OptimParams:
             raise ConfigError(f"{where}: set epochs > 0 or max_steps > 0")
         if self.checkpoint_steps < 0:
             raise ConfigError(f"{where}.checkpoint_steps must be >= 0, got {self.checkpoint_steps}")
+        # values passed on to transformers' TrainingArguments, which would accept some of them silently
+        # (warmup_ratio 5 meant 5 warm-up steps) or fail with a traceback mid-stage
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(
+                f"{where}.warmup_ratio must be a fraction of the steps in [0, 1), got {self.warmup_ratio}"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
+        for key in ("grad_accum", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key} must be at least 1, got {getattr(self, key)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(
+                f"{where}.max_steps must be a positive number of steps, or -1 (epochs), got {self.max_steps}"
+            )
 
     @property
     def from_dev(self) -> bool:
