@@ -6,12 +6,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import test_interrupt  # noqa: E402
 import test_offline  # noqa: E402
 import test_output_safety  # noqa: E402
+import test_validation  # noqa: E402
 
 DOC = HERE.parent / "docs" / "bad_inputs.md"
 KEPT = "nothing written; inputs and user files hash-identical"
@@ -34,6 +37,16 @@ def rows() -> list[tuple[str, str, str, str]]:
     for case, what, answer in test_offline.MISSING_MODEL_CASES:
         out.append(
             ("offline", what, f"exit 2 in under 30 s, one line: … {answer} …", f"missing_model_path_fails_fast[{case}]")
+        )
+    for section, data, answer in test_validation.PARAM_CASES:
+        given = yaml.safe_dump({section: data}, default_flow_style=True, width=200).strip()
+        out.append(
+            (
+                "params",
+                f"`{given}`",
+                f"refused when the params are read (exit 2), one line: `{answer} …`",
+                "test_validation.py",
+            )
         )
     for case, what, answer in test_interrupt.INTERRUPT_CASES:
         out.append(("interruption", what, f"{answer}; no `.X.tmp-*` / `.X.old-*` left", f"test_interrupt.py ({case})"))
