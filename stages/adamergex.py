@@ -17,6 +17,7 @@ def main() -> None:
         paths=("base", "english", "task", "corpus", "labels", "prepared", "transfer", "out", "lambda-record",
                "evals", "predictions", "confusion", "summary", "report"),
     )  # fmt: skip
+    evaluate = load_section("evaluate", EvaluateParams)
     run_adapter_transfer(
         args.base,
         args.english,
@@ -26,6 +27,8 @@ def main() -> None:
         load_section("adamergex", AdapterTransferParams),
         args.out,
         lambda_record=args.lambda_record,
+        eval_max_length=evaluate.max_length,
+        eval_batch_size=evaluate.batch_size,
     )
     pairs = list(load_yaml(PARAMS_FILE).get("transfer") or {})
     for variant in VARIANTS:
@@ -34,7 +37,7 @@ def main() -> None:
             Path(args.out) / variant,
             args.prepared,
             args.transfer,
-            load_section("evaluate", EvaluateParams),
+            evaluate,
             metrics_path=Path(args.evals) / f"{variant}.json",
             predictions_path=Path(args.predictions) / f"{variant}.json",
             confusion_path=Path(args.confusion) / f"{variant}.json",

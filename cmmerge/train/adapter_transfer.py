@@ -212,11 +212,14 @@ def run_adapter_transfer(
     params: AdapterTransferParams,
     out_dir: str | Path,
     lambda_record: str | Path | None = None,
+    eval_max_length: int = 128,
+    eval_batch_size: int = 64,
 ) -> dict[str, Path]:
     """Train, compose and write every variant × seed to ``out_dir/<variant>/seed<k>``; return the variant folders.
 
     With ``params.lambdas``, every λ's dev scores and the chosen one go to ``lambda_record`` (default:
-    ``out_dir/work/lambda_dev.json``).
+    ``out_dir/work/lambda_dev.json``); dev is scored as ``evaluate`` scores test (``eval_max_length``,
+    ``eval_batch_size``).
 
     ``english_dir``/``task_dir`` are prepared folders (train.jsonl, dev.jsonl); the English reference text is the
     English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
@@ -240,7 +243,8 @@ def run_adapter_transfer(
             target = out_dir / variant / f"seed{seed}"
             run_finetune(base, data, labels_path, ft, seed, target, work / f"live_{variant}{seed}", resume=False)
     record = Path(lambda_record) if lambda_record is not None else work / "lambda_dev.json"
-    lam = _choose_lambda(base, task_dir, labels, refs, params, out_dir, work, record) if params.lambdas else None
+    scoring = (eval_max_length, eval_batch_size)
+    lam = _choose_lambda(task_dir, labels, refs, params, out_dir, work, record, scoring) if params.lambdas else None
     merge = {**params.merge, "lambda": lam} if lam is not None else params.merge
     for seed in params.seeds:
         composed = work / f"adapter_adamergex{seed}"
@@ -253,7 +257,6 @@ def run_adapter_transfer(
 
 
 def _choose_lambda(
-    base: str | Path,
     task_dir: Path,
     labels: list[str],
     refs: dict[str, Path],
@@ -261,6 +264,7 @@ def _choose_lambda(
     out_dir: Path,
     work: Path,
     record: Path,
+    scoring: tuple[int, int],
 ) -> float:
     """The λ of ``params.lambdas`` with the best seed-mean dev macro-F1 (first on a tie); writes every λ's
     dev scores and the choice to ``record``."""
@@ -278,7 +282,7 @@ def _choose_lambda(
                     {**params.merge, "lambda": lam}, adapter)  # fmt: skip
             task = out_dir / "lora_en" / f"seed{seed}"
             materialise(task, task / "adapter", adapter, model)
-            per_seed[str(seed)] = macro_f1(model, dev, labels, params.max_length, 64)
+            per_seed[str(seed)] = macro_f1(model, dev, labels, *scoring)  # evaluate's length and batch size
             shutil.rmtree(adapter, ignore_errors=True)
             shutil.rmtree(model, ignore_errors=True)
         scores[f"{lam:g}"] = {"mean": float(np.mean(list(per_seed.values()))), **per_seed}

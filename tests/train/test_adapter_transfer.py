@@ -57,12 +57,21 @@ def experiment(request, tiny_models, prepared, tmp_path_factory):
     return root, out
 
 
-def test_lambda_is_chosen_on_code_mixed_dev(experiment):
+def test_lambda_is_chosen_on_code_mixed_dev(experiment, prepared):
     _root, out = experiment
     record = json.loads((out / "work" / "lambda_dev.json").read_text())
     means = {lam: v["mean"] for lam, v in record["dev_macro_f1"].items()}
     assert set(means) == {"0.5", "1"} and all(set(v) == {"mean", "1", "2"} for v in record["dev_macro_f1"].values())
     assert record["chosen"] == float(max(means, key=lambda k: (means[k], -float(k))))
+    # dev is scored as evaluate scores test (its max_length and batch size): the written model at the chosen λ
+    # gives the recorded score
+    from cmmerge.eval.predict import macro_f1
+    from cmmerge.fsutil import read_jsonl
+
+    dev = read_jsonl(prepared / "prepared" / "task" / "dev.jsonl")
+    labels = json.loads((prepared / "prepared" / "labels.json").read_text())
+    chosen = f"{record['chosen']:g}"
+    assert macro_f1(out / "lora_adamergex" / "seed1", dev, labels, 128, 64) == record["dev_macro_f1"][chosen]["1"]
 
 
 def test_composed_classifier_is_the_english_adapter_moved_by_the_language_gap(experiment):
