@@ -10,6 +10,7 @@ value, and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import os
 import sys
@@ -199,8 +200,10 @@ def _one_line(cls: type, data: dict, exc: pydantic.ValidationError, where: str) 
     if first["type"] == "extra_forbidden":
         parent = first["loc"][:-1]
         names = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == parent]
-        expected = ", ".join(f.metadata.get("key", f.name) for f in dataclasses.fields(owner))
-        return f"{key.rsplit('.', 1)[0]}: unknown key(s) {', '.join(names)}; expected some of {expected}"
+        valid = [f.metadata.get("key", f.name) for f in dataclasses.fields(owner)]
+        close = difflib.get_close_matches(names[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{key.rsplit('.', 1)[0]}: unknown key(s) {', '.join(names)}{hint}; expected some of {', '.join(valid)}"
     if first["type"] == "missing":
         return f"{key} is required ({_describe(tp)})"
     hint = _float_hint(value) if float in (get_args(tp) or (tp,)) else ""

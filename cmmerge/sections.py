@@ -53,18 +53,17 @@ def merge_config(entry: Any, where: str, lam: float | None = None):
 
 
 def merge_entry(params: dict, name: str, where: str) -> dict:
-    """Entry ``name`` of the ``merges`` section of a params mapping, checked like :func:`check_merges` checks it."""
+    """Entry ``name`` of the ``merges`` section of a params mapping, checked like :func:`check_merges` checks it.
+
+    Only the entry is read (the ``merge@<name>`` stage lists only ``merges.<name>``); whether a ``dev`` λ belongs
+    to the entry the sweep swept is checked against the sweep's record (:func:`cmmerge.selection.lambda_from_sweep`)
+    and, before anything runs, by ``cmmerge config show/apply``.
+    """
     merges = params.get("merges")
     if not isinstance(merges, dict) or name not in merges:
         known = ", ".join(merges) if isinstance(merges, dict) else "none"
         raise ConfigError(f"{where}: merges.{name} does not exist (entries: {known}){closest_name(name, merges or {})}")
-    swept = (params.get("sweep") or {}).get("merge", "ta")
-    check_merges({name: merges[name]}, swept if swept == name else name, where)
-    if uses_dev(merges[name]) and swept != name:
-        raise ConfigError(
-            f"{where}: merges.{name}.parameters.lambda is 'dev', but the sweep chooses λ for merges.{swept} only "
-            f"(sweep.merge): give a number, or set sweep.merge: {name}"
-        )
+    check_merges({name: merges[name]}, None, where)
     return merges[name]
 
 
@@ -77,12 +76,13 @@ def uses_dev(entry: Any) -> bool:
     )
 
 
-def check_merges(merges: Any, swept: str, where: str) -> dict:
+def check_merges(merges: Any, swept: str | None, where: str) -> dict:
     """Validate the ``merges`` section: each entry a merge config over :data:`MERGE_INPUTS`; ``lambda: dev`` only
-    on the entry the sweep sweeps (``sweep.merge``), since the sweep chooses that entry's λ. Returns the configs."""
+    on the entry the sweep sweeps (``sweep.merge``; ``None``: not checked here), since the sweep chooses that
+    entry's λ. Returns the configs."""
     if not isinstance(merges, dict) or not merges:
         raise ConfigError(f"{where}: merges must be a mapping of named merge configs, got {merges!r}")
-    if swept not in merges:
+    if swept is not None and swept not in merges:
         raise ConfigError(
             f"{where}: sweep.merge is {swept!r}, not an entry of merges ({', '.join(merges)})"
             + closest_name(swept, merges)
@@ -103,7 +103,7 @@ def check_merges(merges: Any, swept: str, where: str) -> dict:
                     f"{key}.{i} is {path!r}, which no stage before the merge writes; expected one of "
                     f"{', '.join(MERGE_INPUTS)}{closest_name(path, MERGE_INPUTS)}"
                 )
-        if uses_dev(entry) and name != swept:
+        if swept is not None and uses_dev(entry) and name != swept:
             raise ConfigError(
                 f"{key}.parameters.lambda is 'dev', but the sweep chooses λ for merges.{swept} only "
                 f"(sweep.merge): give a number, or set sweep.merge: {name}"

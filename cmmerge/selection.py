@@ -43,7 +43,16 @@ def lambda_from_sweep(path: str | Path, merge: str = "ta") -> float:
             f"merges.{merge}.parameters.lambda is 'dev' (choose λ on dev from the sweep), but {path} does not "
             "exist: run the sweep stage first (`dvc repro sweep`) or give λ as a number"
         )
-    best = best_on_dev(read_json(path), ("lambda",), str(path), "rerun the sweep stage (`dvc repro sweep`)")
+    records = read_json(path)
+    swept = (
+        {r["merge"] for r in records if isinstance(r, dict) and "merge" in r} if isinstance(records, list) else set()
+    )
+    if swept and swept != {merge}:
+        raise ConfigError(
+            f"merges.{merge}.parameters.lambda is 'dev', but {path} swept merges.{', '.join(map(str, swept))}: set "
+            f"sweep.merge: {merge} (the sweep chooses λ for one entry) or give λ as a number"
+        )
+    best = best_on_dev(records, ("lambda",), str(path), "rerun the sweep stage (`dvc repro sweep`)")
     lam = float(best["lambda"])
     log.info("λ chosen on dev from %s: %g", path, lam)
     return lam

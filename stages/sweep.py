@@ -24,6 +24,7 @@ def main() -> None:
     params = load_section("sweep", SweepParams)
     evaluate = load_section("evaluate", EvaluateParams)
     run_sweep(
+        params.merge,
         merge_entry(load_yaml(PARAMS_FILE), params.merge, PARAMS_FILE),
         args.task,
         args.test,

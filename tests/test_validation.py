@@ -31,7 +31,7 @@ PARAM_CASES = [
     ("finetune", {"optim": {"max_steps": 0}}, "finetune.optim.max_steps must be a positive number of steps, or -1"),
     ("finetune", {"optim": {"lr_scheduler": "cosin"}}, "finetune.optim.lr_scheduler must be one of 'linear', 'cosine'"),
     ("report", {"n_boot": 0}, "report.n_boot must be a positive number of resamples, got 0"),
-    ("evaluate", {"batch_size": 8, "batchsize": 8}, "evaluate: unknown key(s) batchsize; expected some of"),
+    ("evaluate", {"batch_size": 8, "batchsize": 8}, "evaluate: unknown key(s) batchsize (did you mean 'batch_size'?)"),
     ("evaluate", {"batch_size": True}, "evaluate.batch_size must be an integer, got True (bool)"),
 ]
 

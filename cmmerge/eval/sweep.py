@@ -47,6 +47,7 @@ def best_lambda(records: list[dict], where: str = "metrics/sweep.json") -> float
 
 
 def run_sweep(
+    name: str,
     entry: dict,
     train_dir: str | Path,
     test_path: str | Path,
@@ -59,8 +60,8 @@ def run_sweep(
     eval_batch_size: int,
     png_path: str | Path | None = None,
 ) -> list[dict]:
-    """Walk ``params.lambdas`` over the merge ``entry`` (a ``merges`` config whose ``parameters.lambda`` is
-    set to each λ); returns (and writes to ``out_path``) one record per λ.
+    """Walk ``params.lambdas`` over the merge ``entry`` (``merges.<name>``, its ``parameters.lambda`` set to each
+    λ); returns (and writes to ``out_path``) one record per λ, each naming the entry it swept (``merge``).
 
     ``finetune`` is a :class:`cmmerge.train.finetune.FinetuneParams` (its ``seeds`` are replaced by
     ``params.seeds``); dev is ``train_dir/dev.jsonl``, test is ``test_path``, both scored as ``evaluate``
@@ -113,6 +114,7 @@ def run_sweep(
                 log.info("λ=%g seed %d: kept", lam, seed)
             dev[seed], test[seed] = cell["dev"], cell["test"]
         row = {
+            "merge": name,  # the entry whose `lambda: dev` this record may choose (cmmerge.selection)
             "lambda": float(lam),
             "dev_macro_f1": float(np.mean(list(dev.values()))),
             "test_macro_f1": float(np.mean(list(test.values()))),

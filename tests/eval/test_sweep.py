@@ -47,8 +47,9 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
 
     def sweep(entry: dict) -> list[dict]:
         return run_sweep(
-            entry, task, task / "test.jsonl", tmp_path / "labels.json", SweepParams(lambdas=[1.0, 0.0], seeds=[3]),
-            ft, tmp_path / "work", out, eval_max_length=24, eval_batch_size=4, png_path=tmp_path / "sweep.png",
+            "ta", entry, task, task / "test.jsonl", tmp_path / "labels.json",
+            SweepParams(lambdas=[1.0, 0.0], seeds=[3]), ft, tmp_path / "work", out,
+            eval_max_length=24, eval_batch_size=4, png_path=tmp_path / "sweep.png",
         )  # fmt: skip
 
     rows = sweep(entry)
@@ -57,7 +58,7 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
     for r in rows:
         assert 0.0 <= r["dev_macro_f1"] <= 1.0 and 0.0 <= r["test_macro_f1"] <= 1.0
         assert r["dev_seed3"] == r["dev_macro_f1"] and r["dev_std"] == 0.0
-        assert all(isinstance(v, (int, float)) for v in r.values())
+        assert r["merge"] == "ta" and all(isinstance(v, (int, float)) for k, v in r.items() if k != "merge")
     assert not (tmp_path / "work" / "lambda0").exists()  # checkpoints are removed once scored
     assert (tmp_path / "sweep.png").is_file()
     # the entry's own λ is what the sweep replaces: a change of it trains nothing again and gives the same record
@@ -73,7 +74,7 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
     # dev and test are scored as evaluate scores test (its max_length and batch size, not fine-tuning's)
     monkeypatch.undo()
     kept = run_sweep(
-        entry, task, task / "test.jsonl", tmp_path / "labels.json",
+        "ta", entry, task, task / "test.jsonl", tmp_path / "labels.json",
         SweepParams(lambdas=[1.0], seeds=[3], keep_models=True), ft, tmp_path / "work2", tmp_path / "s2.json",
         eval_max_length=24, eval_batch_size=4,
     )  # fmt: skip
@@ -99,5 +100,8 @@ def test_lambda_from_a_missing_or_foreign_sweep_says_what_to_run(tmp_path):
     write_json(tmp_path / "old.json", [{"lambda": 0.5, "macro_f1": 0.6}])
     with pytest.raises(ConfigError, match=r"record\(s\) \[0\] lack 'lambda' or 'dev_macro_f1'"):
         lambda_from_sweep(tmp_path / "old.json")
+    write_json(tmp_path / "other.json", [{"merge": "ties", "lambda": 0.5, "dev_macro_f1": 0.6}])
+    with pytest.raises(ConfigError, match=r"swept merges.ties: set sweep.merge: ta"):
+        lambda_from_sweep(tmp_path / "other.json", "ta")
     with pytest.raises(ConfigError, match="holds no candidates"):
         best_lambda([])
