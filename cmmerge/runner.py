@@ -103,15 +103,30 @@ def stage_main(fn: Callable[[], object]) -> None:
     sys.exit(run_main(fn))
 
 
-def stage_args(doc: str | None, *positional: str, paths: tuple[str, ...] = (), optional: tuple[str, ...] = ()):
+def stage_args(
+    doc: str | None,
+    *positional: str,
+    paths: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+    folders: dict[str, str] | None = None,
+):
     """The names and paths a stage script works on, parsed from its command line.
 
     dvc.yaml passes every path a stage reads or writes as an argument (``--out models/cpt``), as DVC's
     example-get-started does, so each path is written once, in dvc.yaml beside the stage's deps and outs,
     and never in the script. ``positional`` are names (a foreach key); ``paths`` are required ``--options``,
     ``optional`` ones may be left out. Dashes become underscores in the returned namespace.
+
+    ``folders`` names the output folders the stage replaces, each with a glob of what marks an earlier output
+    of this stage in it. Before any work each is checked as ``cmmerge`` commands check theirs
+    (:func:`cmmerge.fsutil.check_output`): never ``.``, a root, the home folder, or a path that is, holds or
+    lies inside another path the stage was given; and, without ``--force``, not a non-empty folder that
+    neither cmmerge nor this stage wrote. Under ``dvc repro`` the folder is gone already (DVC removes outs
+    before running a stage); the check is for a stage script run by hand with other paths.
     """
     import argparse
+
+    from cmmerge.fsutil import check_output, has_manifest
 
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     for name in positional:
@@ -120,4 +135,14 @@ def stage_args(doc: str | None, *positional: str, paths: tuple[str, ...] = (), o
         parser.add_argument(f"--{name}", required=True, metavar="PATH")
     for name in optional:
         parser.add_argument(f"--{name}", metavar="PATH")
-    return parser.parse_args()
+    if folders:
+        parser.add_argument("--force", action="store_true", help="replace an output folder cmmerge did not write")
+    args = parser.parse_args()
+    for name, marker in (folders or {}).items():
+        given = [getattr(args, p.replace("-", "_")) for p in (*paths, *optional) if p != name]
+
+        def ours(folder, marker=marker) -> bool:
+            return has_manifest(folder) or any(folder.glob(marker))
+
+        check_output(getattr(args, name), given, force=args.force, ours=ours, what=f"--{name} output folder")
+    return args

@@ -16,6 +16,7 @@ def main() -> None:
         __doc__,
         paths=("base", "english", "task", "corpus", "labels", "prepared", "transfer", "out", "lambda-record",
                "evals", "predictions", "confusion", "summary", "report"),
+        folders={"out": "lora_en"},
     )  # fmt: skip
     evaluate = load_section("evaluate", EvaluateParams)
     run_adapter_transfer(

@@ -6,7 +6,9 @@ from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("synthetic", "prepared", "transfer", "out", "metrics"))
+    args = stage_args(
+        __doc__, paths=("synthetic", "prepared", "transfer", "out", "metrics"), folders={"out": "train.txt"}
+    )
     build_corpus(
         load_section("corpus", CorpusParams),
         synthetic_path=args.synthetic,

@@ -7,7 +7,9 @@ from cmmerge.train.cpt import CptParams, run_cpt
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("base", "corpus", "out", "curves", "metrics"))
+    args = stage_args(
+        __doc__, paths=("base", "corpus", "out", "curves", "metrics"), folders={"out": "cpt_summary.json"}
+    )
     params = load_section("cpt", CptParams)
     # the curves go to a sibling folder that replaces the previous run's only when the run finishes
     with curves_aside(args.curves) as live:

@@ -10,7 +10,7 @@ from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    args = stage_args(__doc__, "method", paths=("labels", "recipe", "out", "curves"))
+    args = stage_args(__doc__, "method", paths=("labels", "recipe", "out", "curves"), folders={"out": "seed*"})
     where = f"{PARAMS_FILE}: methods.{args.method}"
     spec = from_dict(MethodSpec, load_yaml(PARAMS_FILE)["methods"][args.method], where=where)
     p = spec.scaled(load_finetune_params(args.recipe), where=f"methods.{args.method}")

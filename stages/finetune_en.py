@@ -7,7 +7,9 @@ from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("base", "train", "labels", "recipe", "out", "curves"))
+    args = stage_args(
+        __doc__, paths=("base", "train", "labels", "recipe", "out", "curves"), folders={"out": "train_summary.json"}
+    )
     p = load_finetune_params(args.recipe)
     with curves_aside(args.curves) as live:  # replaces the previous curves only at the end
         run_finetune(args.base, args.train, args.labels, p, p.seeds[0], args.out, live)

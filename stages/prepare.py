@@ -10,7 +10,7 @@ from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("out", "metrics", "transfer"))
+    args = stage_args(__doc__, paths=("out", "metrics", "transfer"), folders={"out": "labels.json"})
     prepare(
         load_section("prepare", PrepareParams),
         args.out,

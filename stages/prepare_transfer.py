@@ -12,7 +12,7 @@ from cmmerge.runner import stage_args, stage_main
 
 
 def main() -> None:
-    args = stage_args(__doc__, "pair", paths=("out", "metrics"))
+    args = stage_args(__doc__, "pair", paths=("out", "metrics"), folders={"out": "test.jsonl"})
     params = load_yaml(PARAMS_FILE)
     spec = from_dict(DatasetSpec, params["transfer"][args.pair], where=f"{PARAMS_FILE}: transfer.{args.pair}")
     where = f"{PARAMS_FILE}: prepare.cleaning"

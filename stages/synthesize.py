@@ -6,7 +6,7 @@ from cmmerge.synth.pipeline import SynthesizeParams, run_synthesize
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("out", "metrics"))
+    args = stage_args(__doc__, paths=("out", "metrics"), folders={"out": "corpus.txt"})
     run_synthesize(load_section("synthesize", SynthesizeParams), args.out, args.metrics)
 
 

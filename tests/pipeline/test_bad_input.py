@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .repo import copy_repo, edit_params, run_stage
+from .repo import copy_repo, edit_params, run, run_stage
 
 
 @pytest.fixture
@@ -95,3 +95,41 @@ def test_good_prepare_writes_counts(repo):
     assert (
         counts["task"]["train"]["rows"] > 0 and counts["task"]["train"]["rows_read"] >= counts["task"]["train"]["rows"]
     )
+
+
+FOLDER_STAGES = [
+    ("prepare", None), ("prepare_transfer", "en_es"), ("synthesize", None), ("corpus", None), ("cpt", None),
+    ("finetune_en", None), ("finetune", "full_ft"), ("adamergex", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("stage", "key"), FOLDER_STAGES, ids=[s for s, _ in FOLDER_STAGES])
+def test_stage_scripts_refuse_an_unsafe_output_folder_before_any_work(tmp_path, stage, key):
+    """A stage script run by hand with other paths than dvc.yaml's (they are arguments now) checks its output
+    folder as `cmmerge` commands do: `--out .` would replace the repository, `--out <one of its inputs>` an input."""
+    import hashlib
+
+    from .repo import stage_command
+
+    repo = copy_repo(tmp_path / "repo", with_git=False)
+    before = hashlib.sha256((repo / "params.yaml").read_bytes()).hexdigest()
+    cmd = stage_command(repo, stage, key)
+    for out, answer in ((".", "is the current folder"), (cmd[cmd.index("--out") - 2], None)):
+        if answer is None:  # the path given just before --out: an input (or another output) of the stage
+            if not cmd[cmd.index("--out") - 2].startswith("--"):
+                continue
+            out = cmd[cmd.index("--out") - 1]
+            # the other path exists (as it would once its stage ran), with something in it that must survive
+            holder = repo / out if not Path(out).suffix else (repo / out).parent
+            holder.mkdir(parents=True, exist_ok=True)
+            (holder / "keep.txt").write_text("an input\n")
+        bad = [*cmd[: cmd.index("--out") + 1], out, *cmd[cmd.index("--out") + 2 :]]
+        proc = run(repo, *bad)
+        assert proc.returncode == 2, (bad, proc.stderr[-2000:])
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("cmmerge: error:")]
+        assert len(lines) == 1 and "--out output folder" in lines[0], proc.stderr[-2000:]
+        if answer:
+            assert answer in lines[0]
+    assert hashlib.sha256((repo / "params.yaml").read_bytes()).hexdigest() == before
+    assert all(p.read_text() == "an input\n" for p in repo.rglob("keep.txt"))
+    assert not list(repo.glob(".*.tmp-*"))
