@@ -49,14 +49,22 @@ def _sections() -> dict[str, type]:
 
 # mappings of named entries (one stage per entry), and plain values
 ENTRY_SECTIONS = ("methods", "transfer", "merges")
+
+
+def _entry_models() -> dict[str, type]:
+    """The model of one entry of each entry section (imported here, like :func:`_sections`)."""
+    from cmmerge.data.loaders import DatasetSpec
+    from cmmerge.merge import MergeConfig
+    from cmmerge.train.finetune import MethodSpec
+
+    return {"methods": MethodSpec, "transfer": DatasetSpec, "merges": MergeConfig}
+
+
 OTHER_KEYS = ("launch",)
 
 
 def validate_params(params: Any, where: str = "params") -> dict[str, Any]:
     """Every section of a composed params mapping, built into its model; raises :class:`ConfigError`."""
-    from cmmerge.data.loaders import DatasetSpec
-    from cmmerge.train.finetune import MethodSpec
-
     if not isinstance(params, dict):
         raise ConfigError(f"{where}: expected a mapping of sections, got {type(params).__name__}")
     sections = _sections()
@@ -75,7 +83,9 @@ def validate_params(params: Any, where: str = "params") -> dict[str, Any]:
     built: dict[str, Any] = {name: from_dict(cls, params[name], f"{where}: {name}") for name, cls in sections.items()}
     if not isinstance(params["launch"], str) or not params["launch"].strip():
         raise ConfigError(f"{where}: launch must be a command (e.g. python), got {params['launch']!r}")
-    for name, cls in (("methods", MethodSpec), ("transfer", DatasetSpec)):  # merges: check_merges, below
+    for name, cls in _entry_models().items():
+        if name == "merges":
+            continue  # check_merges, below: merge configs are validated with their `dev` λ resolved
         entries = params.get(name) or {}
         if not isinstance(entries, dict):
             raise ConfigError(f"{where}: {name} must be a mapping of named entries, got {type(entries).__name__}")
@@ -105,15 +115,11 @@ def params_json_schema() -> dict:
     and CI linters can check a config with it: ``cmmerge config schema > params.schema.json``)."""
     import pydantic
 
-    from cmmerge.data.loaders import DatasetSpec
-    from cmmerge.merge import MergeConfig
     from cmmerge.params import schema_model
-    from cmmerge.train.finetune import MethodSpec
 
     fields: dict[str, Any] = {name: (schema_model(cls), ...) for name, cls in _sections().items()}
-    fields["methods"] = (dict[str, schema_model(MethodSpec)], ...)
-    fields["transfer"] = (dict[str, schema_model(DatasetSpec)], {})
-    fields["merges"] = (dict[str, schema_model(MergeConfig)], ...)
+    for name, cls in _entry_models().items():
+        fields[name] = (dict[str, schema_model(cls)], {} if name == "transfer" else ...)
     fields["launch"] = (str, "python")
     model = pydantic.create_model("Params", __config__=pydantic.ConfigDict(extra="forbid"), **fields)
     return model.model_json_schema()

@@ -7,21 +7,16 @@ it. ``parameters.lambda: dev`` takes the λ with the best dev macro-F1 from the 
 carries a manifest of only its own method and parameters.
 """
 
-import argparse
-
 from cmmerge.merge import run_merge
 from cmmerge.params import PARAMS_FILE, load_yaml
-from cmmerge.runner import stage_main
+from cmmerge.runner import stage_args, stage_main
 from cmmerge.sections import merge_config, merge_entry, uses_dev
 from cmmerge.selection import lambda_from_sweep
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="the merges entry")
-    parser.add_argument("--out", required=True, help="the merged checkpoint's folder")
-    parser.add_argument("--sweep", required=True, help="the sweep's record, read only for lambda: dev")
-    args = parser.parse_args()
+    # --sweep: the sweep's record, read only for lambda: dev; the engine checks --out itself
+    args = stage_args(__doc__, "name", paths=("out", "sweep"))
     params = load_yaml(PARAMS_FILE)
     entry = merge_entry(params, args.name, PARAMS_FILE)
     lam = lambda_from_sweep(args.sweep, args.name) if uses_dev(entry) else None

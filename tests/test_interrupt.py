@@ -26,23 +26,10 @@ from test_output_safety import leftovers, snapshot  # noqa: E402
 
 
 def _llama(out: Path, seed: int) -> Path:
-    """A random Llama of ~17M parameters (66 MB): big enough that writing its merge takes a while."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A random Llama of ~8.5M parameters (34 MB in float32): big enough that writing its merge takes a while."""
+    import tiny
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=16000,
-        hidden_size=256,
-        intermediate_size=1024,
-        num_hidden_layers=8,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
+    return tiny.tiny_llama(out, seed, hidden_size=256, intermediate_size=1024, num_hidden_layers=8)
 
 
 @pytest.fixture(scope="module")

@@ -77,8 +77,9 @@ def _save(model, tokenizer, out: Path) -> Path:
     return out
 
 
-def tiny_llama(out: Path, seed: int = 0) -> Path:
-    """A 2-layer random Llama (CLM) with its tokenizer (no pad token: the code must supply one)."""
+def tiny_llama(out: Path, seed: int = 0, **sizes) -> Path:
+    """A 2-layer random Llama (CLM) with its tokenizer (no pad token: the code must supply one); ``sizes``
+    override config fields (``hidden_size=256, num_hidden_layers=8`` for a model whose merge takes a while)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -96,6 +97,7 @@ def tiny_llama(out: Path, seed: int = 0) -> Path:
         eos_token_id=tok.eos_token_id,
         tie_word_embeddings=False,
     )
+    config.update(sizes)
     return _save(LlamaForCausalLM(config), tok, out)
 
 

@@ -86,3 +86,18 @@ def stage_command(repo: Path, stage: str, key: str | None = None) -> list[str]:
 def run_stage(repo: Path, stage: str, key: str | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run one stage's script exactly as dvc.yaml's command line runs it (its paths come from there)."""
     return run(repo, *stage_command(repo, stage, key), **kwargs)
+
+
+def add_soup_merge(repo: Path) -> None:
+    """Add a merge starting point (a linear soup of θ_cpt and θ_en) and a method fine-tuning it to
+    ``repo/params.yaml``: configuration only, as a user would."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["merges"]["soup"] = {
+        "merge_method": "linear",
+        "models": [{"model": "models/cpt"}, {"model": "models/finetune_en"}],
+        "missing_tensors": "base",
+        "base_model": "models/base",
+    }
+    params["methods"]["soup_ft"] = {"init": "models/merged/soup", "train": "data/prepared/task"}
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))

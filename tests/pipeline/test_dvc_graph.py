@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .repo import copy_repo, dvc, edit_params
+from .repo import add_soup_merge, copy_repo, dvc, edit_params
 
 pytestmark = pytest.mark.slow  # a fresh copy of the repository with a DVC status per test
 
@@ -96,18 +96,7 @@ def test_a_new_sweep_result_reruns_the_merges_which_can_take_lambda_from_dev(com
 def test_a_new_merge_entry_and_method_add_exactly_their_own_stages(committed_repo):
     """Adding a merge starting point and a method is a change of params.yaml only: DVC sees the new stages (and
     the tables that list every method), and nothing that existed before reruns."""
-    import yaml
-
-    params_path = committed_repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    params["merges"]["soup"] = {
-        "merge_method": "linear",
-        "models": [{"model": "models/cpt"}, {"model": "models/finetune_en"}],
-        "missing_tensors": "base",
-        "base_model": "models/base",
-    }
-    params["methods"]["soup_ft"] = {"init": "models/merged/soup", "train": "data/prepared/task"}
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    add_soup_merge(committed_repo)
     # the curve lists the methods section (its methods' specs): it reruns through its kept cells, writing the same
     # records (tests/eval/test_curve.py)
     assert stale_stages(committed_repo, same_outs=frozenset({"curve"})) == {

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from .repo import copy_repo, dvc, edit_params, git
+from .repo import add_soup_merge, copy_repo, dvc, edit_params, git
 
 pytestmark = pytest.mark.slow  # builds and runs a tiny DVC pipeline several times (minutes)
 
@@ -170,21 +170,11 @@ def test_exp_run_with_new_lambda_reruns_only_what_it_must(tiny_pipeline):
 def test_a_new_merge_and_method_are_configuration_only(tiny_pipeline):
     """A merge starting point and a method using it, added to params.yaml alone: `dvc repro` runs their stages
     and the tables that list every method, and trains nothing that existed before."""
-    import yaml
-
     root = tiny_pipeline["root"]
     clone = root / "new_merge"
     git(root, "clone", "-q", str(tiny_pipeline["repo"]), str(clone))
     dvc(clone, "pull")
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["merges"]["soup"] = {
-        "merge_method": "linear",
-        "models": [{"model": "models/cpt"}, {"model": "models/finetune_en"}],
-        "missing_tensors": "base",
-        "base_model": "models/base",
-    }
-    params["methods"]["soup_ft"] = {"init": "models/merged/soup", "train": "data/prepared/task"}
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    add_soup_merge(clone)
     ran = ran_stages(dvc(clone, "repro").stdout)
     new = {"merge@soup", "finetune@soup_ft", "evaluate@soup_ft"}
     # the curve lists the methods section; its own methods' cells are retrained in a fresh clone (no kept cells)
