@@ -8,6 +8,8 @@ A record is what a reviewer needs to trust and regenerate a results table withou
   ``summary.json`` and ``report.md``, data counts, training curves), PNG copies left out;
 - ``predictions/``: per-item predictions of every seed of every method, compact: the items once
   (``items.json``: ids and gold labels per test set), then per method a string of label indices per seed;
+- ``timings.json``: how long each stage took when it ran with these params (written by the stage runner,
+  :func:`cmmerge.runner.write_stage_timing`), where it was measured;
 - ``record.json``: name, git commit (and whether the tree was dirty), the experiment config, software
   versions, the hashes of the input data (from dvc.lock: every dep that no stage produces and that is not
   code), and the sha256 of every file above, which :func:`load_record` checks.
@@ -18,7 +20,7 @@ a test regenerates them and fails on any difference. A block names a record and 
 ``<!-- results:NAME:curve -->`` the learning curve (a table and ``docs/figures/NAME_curve.svg``, drawn
 from the record too), ``<!-- results:NAME:claims -->`` the seed papers' claims tested on the record
 (:mod:`cmmerge.claims`), ``<!-- results:NAME:cpt -->`` the CPT run's validation loss per evaluation (a
-table and ``docs/figures/NAME_cpt.svg``).
+table and ``docs/figures/NAME_cpt.svg``), ``<!-- results:NAME:timings -->`` the run time per stage family.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ _BLOCK = re.compile(
     r"(<!-- /results:(?P=name)(?::(?P=part))? -->)",
     re.S,
 )
-PARTS = ("methods", "adamergex", "curve", "claims", "cpt")
+PARTS = ("methods", "adamergex", "curve", "claims", "cpt", "timings")
 FIGURES = Path("docs/figures")
 
 
@@ -126,6 +128,28 @@ def expand_predictions(record_dir: str | Path, method: str) -> dict:
     }
 
 
+def _timings(repo: Path, lock: dict) -> dict:
+    """The run time of every stage in ``lock`` that the stage runner measured with this params.yaml.
+
+    A stage DVC restored from its run cache did not run again; its time is that of the run that produced
+    its outputs with the same params. Stages without a timing (run by an older cmmerge, or with other
+    params) are listed as unmeasured, never guessed.
+    """
+    from cmmerge.runner import TIMINGS
+
+    digest = sha256_file(repo / "params.yaml")
+    stages, unmeasured, cpus = {}, [], set()
+    for stage in lock.get("stages", {}):
+        path = repo / TIMINGS / f"{stage}.json"
+        entry = read_json(path) if path.is_file() else None
+        if not entry or entry.get("params_sha256") != digest:
+            unmeasured.append(stage)
+            continue
+        stages[stage] = {k: entry[k] for k in ("seconds", "cpu_seconds", "finished")}
+        cpus.add(entry.get("cpus"))
+    return {"stages": stages, "unmeasured": unmeasured, "cpus": sorted(c for c in cpus if c)}
+
+
 def _check_workspace(repo: Path) -> None:
     """The workspace must be what dvc.lock says: a record of a half-updated run would lie."""
     from dvc.repo import Repo
@@ -166,6 +190,7 @@ def record_run(
                 dest = tmp / "metrics" / path.relative_to(repo / "metrics")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(path.read_bytes())
+        write_json(tmp / "timings.json", _timings(repo, lock))
         write_json(tmp / "predictions" / "items.json", items)
         for method, data in methods.items():
             write_json(tmp / "predictions" / f"{method}.json", data)
@@ -241,6 +266,8 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
         return markdown_table(read_json(root / "metrics" / "summary.json"), alpha, caption=shared_randomness(params))
     if part == "cpt":
         return cpt_table(root, FIGURES / f"{name}_cpt.svg")
+    if part == "timings":
+        return timings_table(root)
     if part == "claims":
         from cmmerge.claims import CLAIMS, claims_table, load_claims
 
@@ -252,6 +279,33 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
     if part == "adamergex":
         return markdown_table(read_json(path), alpha, caption=_adamergex_caption(root, params))
     return curve_table(read_json(path), alpha, FIGURES / f"{name}_curve.svg")
+
+
+def timings_table(root: Path) -> str:
+    """Run time of a record's stages, per stage family (``finetune@a`` and ``finetune@b`` are one row)."""
+    path = root / "timings.json"
+    timings = read_json(path) if path.is_file() else {"stages": {}, "unmeasured": []}
+    if not timings["stages"]:
+        raise DataError(
+            f"{path}: record '{root.name}' holds no stage timings (its run predates them, or ran with other params)"
+        )
+    families: dict[str, list[float]] = {}
+    for stage, entry in timings["stages"].items():
+        families.setdefault(stage.split("@")[0], []).append(entry["seconds"])
+    lines = ["| stage | runs | wall time (min) |", "|---|---|---|"]
+    ordered = sorted(families.items(), key=lambda kv: -sum(kv[1]))
+    lines += [f"| `{family}` | {len(v)} | {sum(v) / 60:.1f} |" for family, v in ordered]
+    total = sum(sum(v) for v in families.values())
+    lines.append(f"| all | {sum(map(len, families.values()))} | {total / 60:.1f} |")
+    cpus = ", ".join(map(str, timings.get("cpus", []))) or "?"
+    missing = timings["unmeasured"]
+    note = f" Not measured: {', '.join(f'`{s}`' for s in missing)}." if missing else ""
+    return (
+        "\n".join(lines) + f"\n\nWall time of each stage when it ran with this record's params, on {cpus} CPU cores, "
+        f"measured by the stage runner; a stage DVC restored from its run cache counts with the time of the run "
+        f"that produced it. Other work on the machine at the time slows a stage down; the sum is the time one "
+        f"uninterrupted `dvc repro` would take, not the calendar time of the run.{note}\n"
+    )
 
 
 def _adamergex_caption(root: Path, params: dict) -> str:

@@ -7,6 +7,12 @@ failed or stopped stage leaves nothing half-written behind. ``CMMERGE_DEBUG=1`` 
 
 Importing this module (every stage script does, and the ``cmmerge`` command) imports :mod:`cmmerge`
 first, which sets the Hugging Face offline environment before anything of that stack is imported.
+
+Under ``dvc repro`` / ``dvc exp run`` (DVC sets ``DVC_STAGE`` and ``DVC_ROOT`` for a stage's command), a stage
+that finishes writes how long it took to ``.cmmerge/timings/<stage>.json`` in the repository (git-ignored,
+not a DVC out, so it never changes a stage's outputs or makes a run non-deterministic). ``cmmerge results
+record`` copies the timings of the recorded configuration into the record (:mod:`cmmerge.records`); that is
+where README's run times come from.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import cmmerge  # noqa: F401 - sets the offline environment (see cmmerge/__init__.py)
@@ -74,10 +81,43 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}{where}" + (f"; {hint}" if hint else "")
 
 
+TIMINGS = ".cmmerge/timings"  # under DVC_ROOT
+
+
+def write_stage_timing(stage: str, seconds: float, cpu_seconds: float, root: str | os.PathLike) -> None:
+    """Record that DVC stage ``stage`` ran for ``seconds`` (wall clock) on this machine.
+
+    The file also names the sha256 of the params.yaml the stage ran with, so that a record takes only the
+    timings of its own configuration, and the machine's CPU count, so a reader can scale them.
+    """
+    import datetime as dt
+    import json
+    from pathlib import Path
+
+    from cmmerge.checksums import sha256_file
+    from cmmerge.fsutil import atomic_file
+
+    root = Path(root)
+    params = root / "params.yaml"
+    entry = {
+        "stage": stage,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "params_sha256": sha256_file(params) if params.is_file() else None,
+    }
+    path = root / TIMINGS / f"{stage}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(entry, indent=2) + "\n")
+
+
 def run_main(fn: Callable[[], object]) -> int:
     """Run ``fn``; user errors, system errors and SIGINT/SIGTERM become one line on stderr and an exit status."""
     setup_logging()
     debug = os.environ.get("CMMERGE_DEBUG", "") not in ("", "0")
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     try:
         with _sigterm_raises():
             fn()
@@ -95,7 +135,24 @@ def run_main(fn: Callable[[], object]) -> int:
             raise
         print(f"cmmerge: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
+    stage = os.environ.get("DVC_STAGE")
+    if stage:
+        try:
+            write_stage_timing(
+                stage,
+                time.perf_counter() - started,
+                _cpu_seconds() - cpu_started,
+                os.environ.get("DVC_ROOT") or os.getcwd(),
+            )
+        except OSError as exc:  # a timing is a side note: never fail a finished stage over it
+            log.warning("could not record the stage's run time: %s", describe_os_error(exc))
     return 0
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and the children it waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def stage_main(fn: Callable[[], object]) -> None:

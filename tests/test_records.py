@@ -108,6 +108,29 @@ def test_record_holds_the_run(run_dir):
     assert all((path / rel).stat().st_size < records.MAX_FILE_BYTES for rel in meta["files"])
 
 
+def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
+    """Timings written by the stage runner with this params.yaml are kept and summed per stage family; one
+    written with other params (an earlier configuration) is listed as unmeasured, never used."""
+    from cmmerge.runner import write_stage_timing
+
+    write_stage_timing("prepare", 30.0, 25.0, run_dir)
+    lock = yaml.safe_load((run_dir / "dvc.lock").read_text())
+    lock["stages"] |= {"finetune@full_ft": {"cmd": "x"}, "finetune@ta_ft": {"cmd": "x"}}
+    (run_dir / "dvc.lock").write_text(yaml.safe_dump(lock))
+    write_stage_timing("finetune@full_ft", 90.0, 170.0, run_dir)
+    write_stage_timing("finetune@ta_ft", 150.0, 290.0, run_dir)
+    (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text() + "# other params\n")
+    write_stage_timing("cpt", 999.0, 999.0, run_dir)  # written with the other params.yaml: not this run's
+    (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text().replace("# other params\n", ""))
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    timings = read_json(run_dir / "results" / "demo_run" / "timings.json")
+    assert set(timings["stages"]) == {"prepare", "finetune@full_ft", "finetune@ta_ft"}
+    assert timings["unmeasured"] == ["cpt"]
+    table = records.record_table("demo_run", run_dir / "results", "timings")
+    assert "| `finetune` | 2 | 4.0 |" in table and "| `prepare` | 1 | 0.5 |" in table
+    assert "| all | 3 | 4.5 |" in table and "Not measured: `cpt`." in table
+
+
 def test_table_comes_from_the_record(run_dir):
     records.record_run("demo_run", run_dir, check_workspace=False)
     table = records.record_table("demo_run", run_dir / "results")
@@ -212,7 +235,7 @@ def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
     assert text.endswith("<!-- /results:demo_run:adamergex -->\n")
     with pytest.raises(DataError, match=r"curve_summary.json: record 'demo_run' has no curve results"):
         records.record_table("demo_run", run_dir / "results", "curve")
-    with pytest.raises(DataError, match=r"record part .nope.: expected one of methods, adamergex, curve, claims, cpt"):
+    with pytest.raises(DataError, match=r"record part .nope.: expected one of methods, .*, timings"):
         records.record_table("demo_run", run_dir / "results", "nope")
 
 

@@ -212,14 +212,34 @@ def fingerprint(params, *inputs: str | Path) -> str:
     settings = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else params
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for item in inputs:
-        root = Path(item)
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            h.update(str(path.relative_to(root) if root.is_dir() else path.name).encode())
+        h.update(content_digest(item).encode())
+    return h.hexdigest()
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def content_digest(item: str | Path) -> str:
+    """sha256 over the names and bytes of a file or of every file in a folder.
+
+    Memoised per process under each file's size and modification time: a grid fingerprints the same
+    88 MB checkpoint once per cell, and hashing it again took seconds each time."""
+    import hashlib
+
+    root = Path(item)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    names = [str(p.relative_to(root) if root.is_dir() else p.name) for p in files]
+    stats = [(n, st.st_size, st.st_mtime_ns) for n, st in zip(names, (p.stat() for p in files), strict=True)]
+    key = (str(root.resolve()), tuple(stats))
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        for name, path in zip(names, files, strict=True):
+            h.update(name.encode())
             with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
-    return h.hexdigest()
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:

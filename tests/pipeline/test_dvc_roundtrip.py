@@ -102,6 +102,23 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
     assert "nothing to reproduce" in dvc(repo, "repro").stdout.lower() or not ran_stages(dvc(repo, "repro").stdout)
 
 
+def test_every_stage_that_ran_left_its_run_time(tiny_pipeline):
+    """The stage runner times each stage DVC runs (DVC_STAGE); a record takes those of its own params."""
+    import yaml
+
+    from cmmerge.checksums import sha256_file
+    from cmmerge.records import _timings
+
+    repo = tiny_pipeline["repo"]
+    digest = sha256_file(repo / "params.yaml")
+    for stage in ran_stages(tiny_pipeline["first"]):
+        entry = json.loads((repo / ".cmmerge" / "timings" / f"{stage}.json").read_text())
+        assert entry["stage"] == stage and entry["params_sha256"] == digest
+        assert 0 < entry["seconds"] < 600 and entry["cpu_seconds"] > 0 and entry["cpus"] == os.cpu_count()
+    timings = _timings(repo, yaml.safe_load((repo / "dvc.lock").read_text()))
+    assert timings["unmeasured"] == [] and set(timings["stages"]) == ran_stages(tiny_pipeline["first"])
+
+
 def test_every_stage_reads_only_the_params_it_lists(tiny_pipeline):
     """DVC reruns a stage only when a param it lists changes: a section read but not listed would be a change DVC
     does not see. Each stage script ran with CMMERGE_TRACE_PARAMS, which records every section it read."""

@@ -204,3 +204,26 @@ def test_changed_params_never_resume_a_stale_checkpoint(work, tmp_path):
     assert not (ckpt / "checkpoint-9").exists()
     reset_checkpoints(ckpt, fingerprint({"lr": 2}, work / "base"), resume=True)
     assert latest_checkpoint(ckpt) is None
+
+
+def test_fingerprint_sees_changed_bytes_through_its_memo(tmp_path):
+    """Input digests are memoised per process under size and mtime: a rewritten file is hashed again."""
+    import os
+
+    from cmmerge.train.common import content_digest, fingerprint
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("same size 1")
+    first = fingerprint({"lr": 1}, folder)
+    assert fingerprint({"lr": 1}, folder) == first and fingerprint({"lr": 2}, folder) != first
+    (folder / "a.txt").write_text("same size 2")
+    os.utime(folder / "a.txt", ns=(1, 1))  # a different mtime, as any rewrite has
+    assert fingerprint({"lr": 1}, folder) != first
+    (folder / "b.txt").write_text("")
+    assert content_digest(folder) != content_digest(folder / "a.txt")
+    (tmp_path / "renamed").mkdir()
+    (tmp_path / "renamed" / "a.txt").write_text("same size 2")
+    os.utime(tmp_path / "renamed" / "a.txt", ns=(1, 1))
+    assert content_digest(tmp_path / "renamed") == content_digest(tmp_path / "renamed"), "stable"
+    assert content_digest(tmp_path / "renamed") != content_digest(folder), "b.txt is part of the folder"
