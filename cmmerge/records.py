@@ -145,7 +145,9 @@ def _timings(repo: Path, lock: dict) -> dict:
         if not entry or entry.get("params_sha256") != digest:
             unmeasured.append(stage)
             continue
-        stages[stage] = {k: entry[k] for k in ("seconds", "cpu_seconds", "finished")}
+        stages[stage] = {
+            k: entry.get(k, 0) for k in ("seconds", "cpu_seconds", "reused_seconds", "reused_untimed", "finished")
+        }
         cpus.add(entry.get("cpus"))
     return {"stages": stages, "unmeasured": unmeasured, "cpus": sorted(c for c in cpus if c)}
 
@@ -291,7 +293,8 @@ def timings_table(root: Path) -> str:
         )
     families: dict[str, list[float]] = {}
     for stage, entry in timings["stages"].items():
-        families.setdefault(stage.split("@")[0], []).append(entry["seconds"])
+        families.setdefault(stage.split("@")[0], []).append(entry["seconds"] + entry.get("reused_seconds", 0))
+    untimed = [s for s, e in timings["stages"].items() if e.get("reused_untimed")]
     lines = ["| stage | runs | wall time (min) |", "|---|---|---|"]
     ordered = sorted(families.items(), key=lambda kv: -sum(kv[1]))
     lines += [f"| `{family}` | {len(v)} | {sum(v) / 60:.1f} |" for family, v in ordered]
@@ -300,10 +303,13 @@ def timings_table(root: Path) -> str:
     cpus = ", ".join(map(str, timings.get("cpus", []))) or "?"
     missing = timings["unmeasured"]
     note = f" Not measured: {', '.join(f'`{s}`' for s in missing)}." if missing else ""
+    if untimed:
+        note += f" Without the time of grid cells kept by an older run: {', '.join(f'`{s}`' for s in untimed)}."
     return (
         "\n".join(lines) + f"\n\nWall time of each stage when it ran with this record's params, on {cpus} CPU cores, "
         f"measured by the stage runner; a stage DVC restored from its run cache counts with the time of the run "
-        f"that produced it. Other work on the machine at the time slows a stage down; the sum is the time one "
+        f"that produced it, and a grid stage (recipe, sweep, curve) with the time of the cells it kept from earlier "
+        f"runs. Other work on the machine at the time slows a stage down; the sum is the time one "
         f"uninterrupted `dvc repro` would take, not the calendar time of the run.{note}\n"
     )
 

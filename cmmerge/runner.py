@@ -84,11 +84,15 @@ def describe_os_error(exc: OSError) -> str:
 TIMINGS = ".cmmerge/timings"  # under DVC_ROOT
 
 
-def write_stage_timing(stage: str, seconds: float, cpu_seconds: float, root: str | os.PathLike) -> None:
+def write_stage_timing(
+    stage: str, seconds: float, cpu_seconds: float, root: str | os.PathLike, reused: dict | None = None
+) -> None:
     """Record that DVC stage ``stage`` ran for ``seconds`` (wall clock) on this machine.
 
-    The file also names the sha256 of the params.yaml the stage ran with, so that a record takes only the
-    timings of its own configuration, and the machine's CPU count, so a reader can scale them.
+    ``reused`` is the compute time of kept grid cells (:mod:`cmmerge.train.kept`) the stage took from earlier
+    runs instead of training them again, and how many reused cells had no time. The file also names the
+    sha256 of the params.yaml the stage ran with, so that a record takes only the timings of its own
+    configuration, and the machine's CPU count, so a reader can scale them.
     """
     import datetime as dt
     import json
@@ -103,6 +107,8 @@ def write_stage_timing(stage: str, seconds: float, cpu_seconds: float, root: str
         "stage": stage,
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
+        "reused_seconds": round((reused or {}).get("seconds", 0.0), 1),
+        "reused_untimed": (reused or {}).get("untimed", 0),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "params_sha256": sha256_file(params) if params.is_file() else None,
@@ -143,6 +149,7 @@ def run_main(fn: Callable[[], object]) -> int:
                 time.perf_counter() - started,
                 _cpu_seconds() - cpu_started,
                 os.environ.get("DVC_ROOT") or os.getcwd(),
+                getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
             )
         except OSError as exc:  # a timing is a side note: never fail a finished stage over it
             log.warning("could not record the stage's run time: %s", describe_os_error(exc))

@@ -5,10 +5,16 @@ JSON file holding a fingerprint of everything its result depends on: its setting
 inputs (starting checkpoint, training data, scored split) and the training and scoring code. A later
 run reuses the file only when the fingerprint is the same, so a change of params, data or code
 retrains the cell instead of reusing a stale score.
+
+Each kept file also holds the seconds its cell took to train and score. A stage that reuses cells adds
+their seconds to its own run time (:data:`reused`, read by :mod:`cmmerge.runner`), so a stage timing is the
+compute its result cost, not only the minutes of the run that finished it. The seconds never reach a
+stage's outputs: they are not part of the cell :func:`load_kept` and :func:`keep` return.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from cmmerge.fsutil import read_json, write_json
@@ -39,17 +45,30 @@ def cell_fingerprint(settings: dict, *inputs: str | Path) -> str:
     return fingerprint(settings, *inputs, *training_code())
 
 
+# compute time of the kept cells this process reused, and how many of them were written without one
+reused = {"seconds": 0.0, "untimed": 0}
+_missed: dict[str, float] = {}  # path of a cell found missing or stale -> when, so keep() can time it
+
+
 def load_kept(path: str | Path, fp: str) -> dict | None:
     """The kept cell at ``path`` if it was written under fingerprint ``fp``; else ``None``."""
     path = Path(path)
-    if not path.is_file():
+    cell = read_json(path) if path.is_file() else None
+    if not (isinstance(cell, dict) and cell.get("fingerprint") == fp):
+        _missed[str(path)] = time.perf_counter()
         return None
-    cell = read_json(path)
-    return cell if isinstance(cell, dict) and cell.get("fingerprint") == fp else None
+    seconds = cell.pop("seconds", None)
+    if seconds is None:  # kept by a version that did not time its cells
+        reused["untimed"] += 1
+    else:
+        reused["seconds"] += float(seconds)
+    return cell
 
 
 def keep(path: str | Path, fp: str, cell: dict) -> dict:
-    """Write ``cell`` (with its fingerprint) to ``path`` atomically; return what was written."""
-    kept = {"fingerprint": fp, **cell}
-    write_json(path, kept)
-    return kept
+    """Write ``cell`` (with its fingerprint and the seconds since :func:`load_kept` missed it) to ``path``
+    atomically; return the cell with its fingerprint."""
+    started = _missed.pop(str(Path(path)), None)
+    seconds = round(time.perf_counter() - started, 1) if started is not None else None
+    write_json(path, {"fingerprint": fp, **cell, **({"seconds": seconds} if seconds is not None else {})})
+    return {"fingerprint": fp, **cell}

@@ -133,3 +133,14 @@ def test_every_path_argument_in_dvc_yaml_is_a_dep_or_an_out():
             if not _covered(a, tracked) and not any(t.startswith(a + "/") for t in tracked) and "${" not in a
         ]  # fmt: skip
         assert not untracked, f"stage {name!r} passes {untracked} that are neither deps nor outs"
+
+
+def test_dvc_lock_holds_only_stages_dvc_yaml_defines():
+    """A stage removed or renamed in dvc.yaml leaves its entry in dvc.lock, which DVC keeps; the stale entry
+    then feeds a record's list of input hashes. This project's lock once carried 81 kB of a removed stage."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        defined = {stage.addressing for stage in repo.index.stages}
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert locked <= defined, f"dvc.lock holds stages dvc.yaml does not define: {sorted(locked - defined)}"

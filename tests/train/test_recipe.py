@@ -96,12 +96,23 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
         return real_run_finetune(*args, **kwargs)
 
     monkeypatch.setattr(finetune_module, "run_finetune", counting)
+    from cmmerge.train import kept as kept_module
+
+    monkeypatch.setattr(kept_module, "reused", {"seconds": 0.0, "untimed": 0})
     (tmp_path / "work/cells/lr0.003_ep2/seed2.json").unlink()
     again = run_recipe(
         base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16
     )
     assert trained == [(2, str(tmp_path / "work/lr0.003_ep2/seed2"))]
     assert again["cells"] == cells, "retraining a lost cell reproduces its score exactly"
+    # each kept cell holds the seconds it took; a rerun counts those of the cells it reused (for the stage timing)
+    seconds = {
+        p.relative_to(tmp_path).as_posix(): json.loads(p.read_text())["seconds"]
+        for p in (tmp_path / "work/cells").rglob("*.json")
+    }
+    assert len(seconds) == 8 and all(s > 0 for s in seconds.values())
+    reused = sum(s for name, s in seconds.items() if name != "work/cells/lr0.003_ep2/seed2.json")
+    assert kept_module.reused == {"seconds": pytest.approx(reused), "untimed": 0}
     # the score is evaluate's: rerunning the chosen cell and scoring it the same way gives the same number
     chosen = resolve_recipe(finetune, tmp_path / "recipe.json")
     run_finetune(base, task, labels, chosen, 1, tmp_path / "again", tmp_path / "live", resume=False)
