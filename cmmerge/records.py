@@ -309,8 +309,9 @@ def timings_table(root: Path) -> str:
         "\n".join(lines) + f"\n\nWall time of each stage when it ran with this record's params, on {cpus} CPU cores, "
         f"measured by the stage runner; a stage DVC restored from its run cache counts with the time of the run "
         f"that produced it, and a grid stage (recipe, sweep, curve) with the time of the cells it kept from earlier "
-        f"runs. Other work on the machine at the time slows a stage down; the sum is the time one "
-        f"uninterrupted `dvc repro` would take, not the calendar time of the run.{note}\n"
+        f"runs. Other work on the machine at the time slows a stage down; the sum is the stages' "
+        f"share of one uninterrupted `dvc repro` (DVC's own hashing and bookkeeping between stages come on top), not "
+        f"the calendar time of the run.{note}\n"
     )
 
 
