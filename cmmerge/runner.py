@@ -95,14 +95,16 @@ def write_stage_timing(
     configuration, and the machine's CPU count, so a reader can scale them.
     """
     import datetime as dt
+    import hashlib
     import json
     from pathlib import Path
 
-    from cmmerge.checksums import sha256_file
     from cmmerge.fsutil import atomic_file
 
     root = Path(root)
     params = root / "params.yaml"
+    # hashlib rather than cmmerge.checksums: this module is part of every stage's code, and DVC lists that code
+    # as each stage's deps (tests/pipeline/test_stage_wiring.py); params.yaml is a small file
     entry = {
         "stage": stage,
         "seconds": round(seconds, 1),
@@ -111,7 +113,7 @@ def write_stage_timing(
         "reused_untimed": (reused or {}).get("untimed", 0),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
-        "params_sha256": sha256_file(params) if params.is_file() else None,
+        "params_sha256": hashlib.sha256(params.read_bytes()).hexdigest() if params.is_file() else None,
     }
     path = root / TIMINGS / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
