@@ -38,7 +38,10 @@ def main() -> None:
     else:
         params = FinetuneParams(max_length=32, seeds=[1], optim=optim)
         summary = run_finetune(base, Path(data) / "task", Path(data) / "labels.json", params, 1, out, live)
-    print("SUMMARY " + json.dumps(summary))
+    # every rank of a launched run prints its summary to the same pipe: one write of under PIPE_BUF bytes is
+    # atomic there, where print's separate writes of text and newline interleaved between ranks
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), ("SUMMARY " + json.dumps(summary) + "\n").encode())
 
 
 def _kill_at(step: int) -> None:
