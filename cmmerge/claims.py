@@ -6,7 +6,9 @@ claim whose two methods were run is tested from the record's per-item prediction
 (training seeds and test items resampled together, as in the results tables), the p-values Holm-corrected
 over the claims tested. The verdict says only what the interval says: higher, lower, or no difference
 detected — never "equal" (a null result is not an equivalence) — and whether the claimed size lies inside
-the 95% interval.
+the 95% interval. Two methods with identical predictions on every seed and item trained the same model (for
+example, task arithmetic with λ = 0 chosen on dev starts from θ_base, as `full_ft` does): that is said, and
+the pair is not counted as a test.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
         if any(s is None for s in sets):
             rows.append({**row, "status": f"not run (no test set '{claim.test}' in this record)"})
             continue
+        if claim.method != claim.versus and sets[0]["pred"] == sets[1]["pred"]:
+            rows.append({**row, "status": "identical"})
+            continue
         gold, labels = sets[0]["gold"], data[claim.method]["labels"]
         runs = {m: list(s["pred"].values()) for m, s in zip((claim.method, claim.versus), sets, strict=True)}
         f1 = {m: [classification_metrics(gold, p, labels)["macro_f1"] for p in r] for m, r in runs.items()}
@@ -116,6 +121,25 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
     return rows
 
 
+def sweep_note(record_dir: str | Path) -> str:
+    """The λ the record's sweep chose on dev, with each λ's dev score: task arithmetic's claims depend on it."""
+    from cmmerge.fsutil import read_json
+    from cmmerge.selection import best_on_dev
+
+    path = Path(record_dir) / "metrics" / "sweep.json"
+    if not path.is_file():
+        return ""
+    swept = read_json(path)
+    best = best_on_dev(swept, ("lambda",), str(path), "record a run whose sweep stage finished")
+    merge = best.get("merge", "ta")
+    scores = ", ".join(f"{r['lambda']:g} → {100 * r['dev_macro_f1']:.1f}" for r in swept)
+    seeds = sorted(k.removeprefix("dev_seed") for k in best if k.startswith("dev_seed"))
+    return (
+        f" The sweep chose λ = {best['lambda']:g} for `merges.{merge}` on dev (dev macro-F1 × 100 per λ: {scores}; "
+        f"fine-tuning seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})."
+    )
+
+
 def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_000, seed: int = 0) -> str:
     """The claims of the seed papers against a record, as Markdown."""
     rows = evaluate_claims(record_dir, claims, n_boot, seed)
@@ -126,6 +150,12 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
     for r in rows:
         c: Claim = r["claim"]
         comparison = f"`{c.method}` − `{c.versus}`" + (f" on {c.test}" if c.test != "task" else "")
+        if r["status"] == "identical":
+            lines.append(
+                f"| {c.claim} ({c.source}) | {comparison} | +0.0 (identical predictions on every seed and item) | – | "
+                f"same model: the two methods trained identical weights, nothing to test | {_claimed(c)} | – |"
+            )
+            continue
         if r["status"] != "tested":
             lines.append(f"| {c.claim} ({c.source}) | {comparison} | {r['status']} | – | – | {_claimed(c)} | – |")
             continue
@@ -141,5 +171,7 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
         f"95% interval and p-value of a two-level bootstrap ({n_boot:,} resamples of training seeds and test items "
         f'together), Holm-corrected over the {tested} claims tested. "Claimed Δ in CI": whether any difference '
         "of the size the paper reports lies inside the interval. The runs use the embedded English-only, uncased "
-        "22.7M-parameter encoder, not the papers' XLM-R or Llama models: a verdict here is about this encoder.\n"
+        "22.7M-parameter encoder, not the papers' XLM-R or Llama models: a verdict here is about this encoder."
+        + sweep_note(record_dir)
+        + "\n"
     )

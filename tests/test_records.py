@@ -239,6 +239,21 @@ def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
         records.record_table("demo_run", run_dir / "results", "nope")
 
 
+def test_the_claims_name_the_lambda_the_sweep_chose(run_dir):
+    from cmmerge.claims import sweep_note
+
+    sweep = [
+        {"merge": "ta", "lambda": lam, "dev_macro_f1": dev, "dev_seed1": dev, "test_macro_f1": 0.5}
+        for lam, dev in ((0.0, 0.5723), (0.5, 0.5485), (1.0, 0.5723))
+    ]
+    write_json(run_dir / "metrics" / "sweep.json", sweep)
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    assert sweep_note(run_dir / "results" / "demo_run") == (
+        " The sweep chose λ = 0 for `merges.ta` on dev (dev macro-F1 × 100 per λ: 0 → 57.2, 0.5 → 54.9, 1 → 57.2; "
+        "fine-tuning seed 1)."
+    ), "a tie goes to the first λ, as the merge stage chooses"
+
+
 def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     from cmmerge.claims import _size_in_interval, claims_table, evaluate_claims, load_claims
 
@@ -252,20 +267,27 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
                     {**base, "id": "ta", "method": "ta_ft", "versus": "full_ft", "low": 2.0, "high": 5.0},
                     {**base, "id": "same", "method": "full_ft", "versus": "full_ft"},
                     {**base, "id": "absent", "method": "swap_ft", "versus": "full_ft"},
+                    {**base, "id": "twin", "method": "twin_ft", "versus": "full_ft", "low": 2.0, "high": 5.0},
                 ]
             }
         )
     )
+    # a method that trained the same model as full_ft (as ta_ft does when λ = 0 is chosen on dev)
+    twin = read_json(run_dir / "results" / "demo_run" / "predictions" / "full_ft.json")
+    write_json(run_dir / "results" / "demo_run" / "predictions" / "twin_ft.json", twin)
     rows = evaluate_claims(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
     summary = read_json(run_dir / "metrics" / "summary.json")["methods"]
-    ta, same, absent = rows
+    ta, same, absent, twin = rows
+    assert twin["status"] == "identical" and "p_holm" not in twin
     assert ta["delta_macro_f1"] == pytest.approx(summary["ta_ft"]["task"]["mean"] - summary["full_ft"]["task"]["mean"])
     assert ta["delta_ci95_low"] > 0 and ta["p_holm"] >= ta["p_value"]
     assert same["delta_macro_f1"] == 0.0 and same["p_value"] == 1.0
     assert absent["status"] == "not run (swap_ft not in this record)"
     table = claims_table(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
     assert "higher (CI excludes 0)" in table and "no difference detected (CI includes 0" in table
-    assert "Holm-corrected over the 2 claims tested" in table
+    assert "same model: the two methods trained identical weights, nothing to test" in table
+    assert "Holm-corrected over the 2 claims tested" in table, "an identical pair is not a test"
+    assert "The sweep chose" not in table, "this record has no sweep"
     # a claimed size is "in the interval" when the two ranges overlap, open ends included
     claim = load_claims(path)[0]
     assert _size_in_interval(claim, 1.0, 2.5) == "yes" and _size_in_interval(claim, 5.5, 9.0) == "no"
