@@ -114,7 +114,9 @@ def test_every_stage_that_ran_left_its_run_time(tiny_pipeline):
     for stage in ran_stages(tiny_pipeline["first"]):
         entry = json.loads((repo / ".cmmerge" / "timings" / f"{stage}.json").read_text())
         assert entry["stage"] == stage and entry["params_sha256"] == digest
-        assert 0 < entry["seconds"] < 600 and entry["cpu_seconds"] > 0 and entry["cpus"] == os.cpu_count()
+        assert 0 <= entry["seconds"] < 600 and entry["cpu_seconds"] >= 0 and entry["cpus"] == os.cpu_count()
+        if stage == "cpt" or stage.startswith("finetune@"):  # training: never a rounded-away fraction of a second
+            assert entry["seconds"] > 0 and entry["cpu_seconds"] > 0, entry
     timings = _timings(repo, yaml.safe_load((repo / "dvc.lock").read_text()))
     assert timings["unmeasured"] == [] and set(timings["stages"]) == ran_stages(tiny_pipeline["first"])
 
