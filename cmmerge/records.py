@@ -347,15 +347,24 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
             cell = f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f}"
             if m != ref:
                 v = entry["vs_reference"][m]
-                star = "*" if v["p_holm"] < alpha else ""
-                cell += f" ({100 * v['delta_macro_f1']:+.1f}{star}, p={v['p_holm']:.3f})"
+                if v.get("identical"):
+                    cell += f" (same model as `{ref}`)"
+                else:
+                    star = "*" if v["p_holm"] < alpha else ""
+                    cell += f" ({100 * v['delta_macro_f1']:+.1f}{star}, p={v['p_holm']:.3f})"
             cells.append(cell)
         lines.append(f"| {entry['rows']} | " + " | ".join(cells) + " |")
     return (
         "\n".join(lines) + f"\n\nTest macro-F1 × 100 on all {summary['test_items']} test items, mean ± std over seeds "
         f"{', '.join(map(str, summary['seeds']))}. In parentheses: difference to `{ref}` at the same size, p-value of "
         f"a two-level bootstrap ({summary['n_boot']:,} resamples of seeds and items), Holm-corrected over the "
-        f"{summary['n_comparisons']} comparisons of this table; * marks p < {alpha}.\n\n"
+        f"{summary['n_comparisons']} comparisons of this table; * marks p < {alpha}."
+        + (
+            f" *same model as `{ref}`*: identical predictions on every seed and item, so not tested."
+            if any(v.get("identical") for e in sizes for v in e.get("vs_reference", {}).values())
+            else ""
+        )
+        + "\n\n"
         f"![learning curve]({Path(figure).as_posix()})\n"
     )
 

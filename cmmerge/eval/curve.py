@@ -154,8 +154,17 @@ def run_curve(
                     params.boot_seed,
                 )
                 for m in params.methods[1:]
+                if preds[m] != preds[reference]
             }
-    tests = [(n, m) for n in params.sizes for m in sizes[n].get("vs_reference", {})]
+            # identical predictions on every seed and item: the same model, reported as such and not tested
+            sizes[n]["vs_reference"] |= {
+                m: {"identical": True, "delta_macro_f1": 0.0}
+                for m in params.methods[1:]
+                if preds[m] == preds[reference]
+            }
+    tests = [
+        (n, m) for n in params.sizes for m, v in sizes[n].get("vs_reference", {}).items() if not v.get("identical")
+    ]
     for (n, m), p in zip(tests, holm([sizes[n]["vs_reference"][m]["p_value"] for n, m in tests]), strict=True):
         sizes[n]["vs_reference"][m]["p_holm"] = p
     summary = {

@@ -132,6 +132,11 @@ def build_report(
         for m in methods:
             if m != ref:
                 here, there = summary["methods"][m][name], summary["methods"][ref][name]
+                if runs[m][1]["sets"][name]["pred"] == runs[ref][1]["sets"][name]["pred"]:
+                    # the same predictions on every seed and item: the same model (e.g. task arithmetic with
+                    # λ = 0 chosen on dev starts from θ_base), so there is nothing to test and no family member
+                    here[f"vs_{ref}"] = {"identical": True, "delta_macro_f1": 0.0}
+                    continue
                 here[f"vs_{ref}"] = two_level_bootstrap(
                     scores[m], scores[ref], here["mean"], there["mean"], params.seed
                 )
@@ -150,6 +155,8 @@ def build_report(
 def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     text = f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
     test = stats.get(f"vs_{ref}") if ref else None
+    if test is not None and test.get("identical"):
+        return text + f" (same model as `{ref}`)"
     if test is not None:
         p = test["p_holm"]
         mark = "*" if p < alpha else ""
@@ -198,6 +205,11 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
         f"*majority_class* always answers the most frequent training label (`{majority}`); *stratified_random* is "
         "the expected score of random answers in the training label proportions.",
     ]
+    if any(e[s].get(f"vs_{ref}", {}).get("identical") for e in summary["methods"].values() for s in sets):
+        note.append(
+            f"*same model as `{ref}`*: identical predictions on every seed and item (the method trained the same "
+            "weights), so no test and not counted in the Holm family."
+        )
     if left:
         note.append(
             "Not shown: "
