@@ -126,6 +126,9 @@ def test_whole_pipeline_on_a_tiny_model(kind, tiny_models, tmp_path):
     full, ta = summary["methods"]["full_ft"]["task"], summary["methods"]["ta_ft"]["task"]
     assert ta["n_seeds"] == 2
     assert full["ci95_low"] <= full["mean"] <= full["ci95_high"]
-    assert "vs_full_ft" in ta and 0 < ta["vs_full_ft"]["p_holm"] <= 1
+    # tiny random models can collapse to one answer, so ta_ft may predict exactly what full_ft does: then it is
+    # reported as the same model, not tested
+    vs = ta["vs_full_ft"]
+    assert vs == {"identical": True, "delta_macro_f1": 0.0} or 0 < vs["p_holm"] <= 1
     assert "| `ta_ft` |" in (w / "r.md").read_text()
     assert json.loads((w / "s.json").read_text()) == summary
