@@ -83,7 +83,7 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
     import numpy as np
 
     from cmmerge.eval.metrics import classification_metrics
-    from cmmerge.eval.stats import holm, resampled_seed_scores, two_level_bootstrap
+    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, two_level_bootstrap
     from cmmerge.records import expand_predictions
 
     record_dir = Path(record_dir)
@@ -104,7 +104,7 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
         if any(s is None for s in sets):
             rows.append({**row, "status": f"not run (no test set '{claim.test}' in this record)"})
             continue
-        if claim.method != claim.versus and sets[0]["pred"] == sets[1]["pred"]:
+        if claim.method != claim.versus and same_model(sets[0]["pred"], sets[1]["pred"]):
             rows.append({**row, "status": "identical"})
             continue
         gold, labels = sets[0]["gold"], data[claim.method]["labels"]

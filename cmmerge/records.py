@@ -336,6 +336,8 @@ def _adamergex_caption(root: Path, params: dict) -> str:
 def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
     """The learning curve as Markdown: macro-F1 per size and method, each method's difference to the reference
     with its Holm-adjusted two-level bootstrap p-value, and a link to the figure."""
+    from cmmerge.eval.report import same_model_cell, same_model_note
+
     methods, ref = summary["methods"], summary["reference"]
     sizes = sorted(summary["sizes"].values(), key=lambda s: s["rows"])
     head = "| task training rows | " + " | ".join(f"`{m}`" for m in methods) + " |"
@@ -348,7 +350,7 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
             if m != ref:
                 v = entry["vs_reference"][m]
                 if v.get("identical"):
-                    cell += f" (same model as `{ref}`)"
+                    cell += same_model_cell(ref)
                 else:
                     star = "*" if v["p_holm"] < alpha else ""
                     cell += f" ({100 * v['delta_macro_f1']:+.1f}{star}, p={v['p_holm']:.3f})"
@@ -360,7 +362,7 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
         f"a two-level bootstrap ({summary['n_boot']:,} resamples of seeds and items), Holm-corrected over the "
         f"{summary['n_comparisons']} comparisons of this table; * marks p < {alpha}."
         + (
-            f" *same model as `{ref}`*: identical predictions on every seed and item, so not tested."
+            f" {same_model_note(ref)}"
             if any(v.get("identical") for e in sizes for v in e.get("vs_reference", {}).values())
             else ""
         )

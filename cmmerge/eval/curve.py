@@ -82,7 +82,7 @@ def run_curve(
 
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.predict import Classifier
-    from cmmerge.eval.stats import holm, resampled_seed_scores, two_level_bootstrap
+    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, two_level_bootstrap
     from cmmerge.train.finetune import run_finetune
 
     params.validate("curve")
@@ -146,7 +146,8 @@ def run_curve(
         if len(params.methods) > 1:
             scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.boot_seed)
             sizes[n]["vs_reference"] = {
-                m: two_level_bootstrap(
+                m: same_model(preds[m], preds[reference])
+                or two_level_bootstrap(
                     scores[m],
                     scores[reference],
                     sizes[n]["methods"][m]["mean"],
@@ -154,13 +155,6 @@ def run_curve(
                     params.boot_seed,
                 )
                 for m in params.methods[1:]
-                if preds[m] != preds[reference]
-            }
-            # identical predictions on every seed and item: the same model, reported as such and not tested
-            sizes[n]["vs_reference"] |= {
-                m: {"identical": True, "delta_macro_f1": 0.0}
-                for m in params.methods[1:]
-                if preds[m] == preds[reference]
             }
     tests = [
         (n, m) for n in params.sizes for m, v in sizes[n].get("vs_reference", {}).items() if not v.get("identical")

@@ -21,6 +21,7 @@ from cmmerge.eval.stats import (
     label_distribution,
     majority_baseline,
     resampled_seed_scores,
+    same_model,
     seed_interval,
     stratified_baseline,
     two_level_bootstrap,
@@ -132,15 +133,12 @@ def build_report(
         for m in methods:
             if m != ref:
                 here, there = summary["methods"][m][name], summary["methods"][ref][name]
-                if runs[m][1]["sets"][name]["pred"] == runs[ref][1]["sets"][name]["pred"]:
-                    # the same predictions on every seed and item: the same model (e.g. task arithmetic with
-                    # λ = 0 chosen on dev starts from θ_base), so there is nothing to test and no family member
-                    here[f"vs_{ref}"] = {"identical": True, "delta_macro_f1": 0.0}
-                    continue
-                here[f"vs_{ref}"] = two_level_bootstrap(
+                same = same_model(runs[m][1]["sets"][name]["pred"], runs[ref][1]["sets"][name]["pred"])
+                here[f"vs_{ref}"] = same or two_level_bootstrap(
                     scores[m], scores[ref], here["mean"], there["mean"], params.seed
                 )
-                tests.append((m, name))
+                if same is None:
+                    tests.append((m, name))
     # one family per table: every comparison with the reference, over methods and test sets
     adjusted = holm([summary["methods"][m][name][f"vs_{ref}"]["p_value"] for m, name in tests])
     for (m, name), p in zip(tests, adjusted, strict=True):
@@ -156,12 +154,25 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     text = f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
     test = stats.get(f"vs_{ref}") if ref else None
     if test is not None and test.get("identical"):
-        return text + f" (same model as `{ref}`)"
+        return text + same_model_cell(ref)
     if test is not None:
         p = test["p_holm"]
         mark = "*" if p < alpha else ""
         text += f" ({100 * test['delta_macro_f1']:+.1f}{mark}, {'p<0.001' if p < 0.0005 else f'p={p:.3f}'})"
     return text
+
+
+def same_model_cell(ref: str) -> str:
+    """What a table cell says instead of a difference and p-value for a method that trained ``ref``'s model."""
+    return f" (same model as `{ref}`)"
+
+
+def same_model_note(ref: str) -> str:
+    """The sentence under a table that has a :func:`same_model_cell`."""
+    return (
+        f"*same model as `{ref}`*: identical predictions on every seed and item (the method trained the same "
+        "weights), so no test and not counted in the Holm family."
+    )
 
 
 def _in_table(name: str, labels_match: bool) -> bool:
@@ -206,10 +217,7 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
         "the expected score of random answers in the training label proportions.",
     ]
     if any(e[s].get(f"vs_{ref}", {}).get("identical") for e in summary["methods"].values() for s in sets):
-        note.append(
-            f"*same model as `{ref}`*: identical predictions on every seed and item (the method trained the same "
-            "weights), so no test and not counted in the Holm family."
-        )
+        note.append(same_model_note(ref))
     if left:
         note.append(
             "Not shown: "

@@ -243,6 +243,16 @@ def two_level_interval(scores: np.ndarray, seed: int = 0) -> dict:
     return {"boot_ci95_low": float(lo), "boot_ci95_high": float(hi), "n_boot": scores.shape[1]}
 
 
+def same_model(preds_a, preds_b) -> dict | None:
+    """The comparison's result when two methods predicted the same label for every item on every seed: they
+    trained the same model (e.g. task arithmetic with λ = 0 chosen on dev starts from θ_base, as `full_ft`
+    does), so there is nothing to test and the pair is no member of a Holm family. ``None`` otherwise.
+
+    ``preds_a``/``preds_b``: each method's predictions, per seed (a dict or a list in seed order).
+    """
+    return {"identical": True, "delta_macro_f1": 0.0} if preds_a == preds_b else None
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values (step-down; family-wise error rate), in the input order.
 
