@@ -95,25 +95,40 @@ def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
     return params
 
 
+def grid_cells_in_workspace(pipeline: str | Path = "dvc.yaml") -> list[Path]:
+    """The kept-cell folders of the pipeline's grid stages (each stage's ``--work`` folder, as ``dvc.yaml`` names
+    it, through :func:`cmmerge.train.kept.cells_dir`) that exist in the workspace."""
+    import re
+
+    from cmmerge.train.kept import cells_dir
+
+    works = dict.fromkeys(re.findall(r"--work\s+(\S+)", Path(pipeline).read_text()))
+    return [cells_dir(w) for w in works if cells_dir(w).is_dir()]
+
+
 def exp_run(config: str | Path, extra: list[str]) -> int:
     """Compose ``config`` into params.yaml and run it as a named DVC experiment.
 
     Queued (``--queue``, ``--run-all``) and ``--temp`` experiments run in a temporary copy of the repository that
-    holds only what git tracks; the data sets under ``data/real`` are git-ignored, so they are copied in
-    (``--copy-paths``) when the config reads them.
+    holds only what git tracks, so two git-ignored things are copied in (``--copy-paths``): the data sets under
+    ``data/real`` when the config reads them, and the cells the grid stages have kept
+    (:func:`grid_cells_in_workspace`), so a variant retrains only the cells its change touches.
     """
     from cmmerge.data.fetch import DEFAULT_OUT, reads_from
 
     params = apply(config)
     name = Path(config).stem.replace("_", "-")
     copy: list[str] = []
-    if {"--queue", "--run-all", "--temp"} & set(extra) and reads_from(params):
-        if not DEFAULT_OUT.is_dir():
-            raise ConfigError(
-                f"{config} reads data sets from {DEFAULT_OUT}/, which does not exist: "
-                f"run `cmmerge data get --config {config}` first"
-            )
-        copy = ["--copy-paths", DEFAULT_OUT.as_posix()]
+    if {"--queue", "--run-all", "--temp"} & set(extra):
+        if reads_from(params):
+            if not DEFAULT_OUT.is_dir():
+                raise ConfigError(
+                    f"{config} reads data sets from {DEFAULT_OUT}/, which does not exist: "
+                    f"run `cmmerge data get --config {config}` first"
+                )
+            copy += ["--copy-paths", DEFAULT_OUT.as_posix()]
+        for cells in grid_cells_in_workspace():
+            copy += ["--copy-paths", cells.as_posix()]
     cmd = ["dvc", "exp", "run", *(["--name", name] if "--queue" not in extra else []), *copy, *extra]
     print("+ " + " ".join(cmd), file=sys.stderr)
     return subprocess.call(cmd)

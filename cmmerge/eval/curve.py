@@ -25,7 +25,7 @@ from cmmerge.errors import ConfigError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import require
 from cmmerge.train.finetune import FinetuneParams, MethodSpec
-from cmmerge.train.kept import cell_fingerprint, keep, load_kept
+from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run_curve(
             ft = spec.scaled(finetune, where)
             preds[method] = []
             for seed in params.seeds:
-                cell_path = work_dir / "cells" / f"n{n}" / method / f"seed{seed}.json"
+                cell_path = cells_dir(work_dir) / f"n{n}" / method / f"seed{seed}.json"
                 settings = {
                     "finetune": dataclasses.asdict(ft),
                     "spec": dataclasses.asdict(spec),

@@ -76,7 +76,7 @@ def run_sweep(
     from cmmerge.merge import run_merge
     from cmmerge.sections import merge_config
     from cmmerge.train.finetune import run_finetune
-    from cmmerge.train.kept import cell_fingerprint, keep, load_kept
+    from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
     params.validate("sweep")
     train_dir, work_dir = Path(train_dir), Path(work_dir)
@@ -94,7 +94,7 @@ def run_sweep(
         for seed in ft.seeds:
             # each (λ, seed) is kept once scored: the entry's own λ does not matter to the sweep, so a change of
             # it reruns this stage through kept cells in seconds and writes the same record
-            cell_path = work_dir / "cells" / tag / f"seed{seed}.json"
+            cell_path = cells_dir(work_dir) / tag / f"seed{seed}.json"
             settings = {"merge": cfg.to_dict(), "finetune": dataclasses.asdict(ft), "seed": seed}
             settings["eval"] = [eval_max_length, eval_batch_size]
             fp = cell_fingerprint(settings, *inputs, train_dir, test_path, labels_path)

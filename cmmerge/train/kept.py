@@ -38,6 +38,17 @@ def training_code() -> list[Path]:
     return [Path(m.__file__) for m in modules]
 
 
+def cells_dir(work_dir: str | Path) -> Path:
+    """Where a grid stage with work folder ``work_dir`` (its ``--work`` argument) keeps its cells.
+
+    One place, because :func:`cmmerge.overlay.exp_run` copies every grid's kept cells into the temporary copy
+    of the repository a queued experiment runs in: the cells are git-ignored, and without them a queued variant
+    of a real config retrains every cell of the learning curve (hours), even those its change does not touch.
+    Copying is safe because a cell is reused only under its own fingerprint.
+    """
+    return Path(work_dir) / "cells"
+
+
 def cell_fingerprint(settings: dict, *inputs: str | Path) -> str:
     """Fingerprint of a cell: its settings, the contents of ``inputs`` and of :func:`training_code`."""
     from cmmerge.train.common import fingerprint

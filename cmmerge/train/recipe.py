@@ -21,7 +21,7 @@ from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import load_section, require
 from cmmerge.selection import best_on_dev
 from cmmerge.train.finetune import FinetuneParams
-from cmmerge.train.kept import cell_fingerprint, keep, load_kept
+from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def run_recipe(
             scores, steps = {}, 0
             for seed in params.seeds:
                 # each (cell, seed) is kept once scored, so a killed or multi-session grid resumes
-                cell_path = work_dir / "cells" / tag / f"seed{seed}.json"
+                cell_path = cells_dir(work_dir) / tag / f"seed{seed}.json"
                 settings = {"finetune": dataclasses.asdict(ft), "seed": seed}
                 settings["eval"] = [eval_max_length, eval_batch_size]
                 fp = cell_fingerprint(settings, init, train_dir, labels_path)

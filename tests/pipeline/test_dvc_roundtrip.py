@@ -244,7 +244,8 @@ def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
 def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_pipeline):
     """`cmmerge exp run CONFIG -- --queue` twice, `dvc queue start -j 2`: both variants finish, though the task data
     lives in git-ignored data/real/ (where `cmmerge data get` writes), which a queued run's copy lacks unless
-    copied in; `dvc exp show` lists both with their metrics."""
+    copied in; `dvc exp show` lists both with their metrics. The learning curve's kept cells (git-ignored too) are
+    copied in as well: a λ variant reuses the `full_ft` cells the workspace run trained and retrains only `ta_ft`'s."""
     import shutil
     import subprocess
     import sys
@@ -258,6 +259,8 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
     assert "data/real" in git(repo, "check-ignore", "-v", "data/real/demo_task/train.jsonl")
     edit_params(repo, **{"prepare.task.path": "data/real/demo_task", "curve.sizes": [24]})
     git(repo, "commit", "-qam", "task data from data/real")
+    dvc(repo, "repro")  # the workspace run: the curve keeps its cells in git-ignored models/curve/cells
+    assert sorted(p.name for p in (repo / "models/curve/cells/n24").iterdir()) == ["full_ft", "ta_ft"]
     config = repo / "variant.yaml"
     config.write_text((repo / "params.yaml").read_text())
 
@@ -268,6 +271,7 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
         done = cmmerge("exp", "run", "variant.yaml", "--", "--queue", "-S", f"merges.ta.parameters.lambda={lam}")
         assert done.returncode == 0, done.stderr
         assert "--copy-paths data/real" in done.stderr
+        assert "--copy-paths models/curve/cells" in done.stderr
     dvc(repo, "queue", "start", "-j", "2")
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -276,6 +280,12 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
             break
         time.sleep(10)
     assert "Failed" not in status, status + dvc(repo, "queue", "logs", status.split()[-1], check=False).stdout
+    names = [line.split()[1] for line in status.splitlines() if "Success" in line]
+    assert len(names) == 2, status
+    for name in names:
+        log = dvc(repo, "queue", "logs", name).stdout
+        assert "curve n=24 full_ft seed 1: kept" in log, log[-3000:]  # the workspace's cell, reused
+        assert "curve n=24 ta_ft seed 1: test macro-F1" in log, log[-3000:]  # a new λ: trained again
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]
     finished = []
