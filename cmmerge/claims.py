@@ -4,7 +4,7 @@ A claim (``configs/claims/seed_papers.yaml``) names a method, what it is compare
 difference the paper reports (macro-F1 × 100; ``low``/``high``, either may be null). On a record, each
 claim whose two methods were run is tested from the record's per-item predictions by the two-level bootstrap
 (training seeds and test items resampled together, as in the results tables), the p-values Holm-corrected
-over the claims tested. The verdict says only what the interval says: higher, lower, or no difference
+over the claims tested. The verdict says only what the corrected test says: higher, lower, or no difference
 detected — never "equal" (a null result is not an equivalence) — and whether the claimed size lies inside
 the 95% interval. Two methods with identical predictions on every seed and item trained the same model (for
 example, task arithmetic with λ = 0 chosen on dev starts from θ_base, as `full_ft` does): that is said, and
@@ -51,12 +51,19 @@ def load_claims(path: str | Path = CLAIMS) -> list[Claim]:
     return claims
 
 
-def _verdict(lo: float, hi: float) -> str:
-    if lo > 0:
-        return "higher (CI excludes 0)"
-    if hi < 0:
-        return "lower (CI excludes 0)"
-    return "no difference detected (CI includes 0; not evidence of equal performance)"
+ALPHA = 0.05
+
+
+def _verdict(delta: float, p_holm: float, alpha: float = ALPHA) -> str:
+    """What the Holm-corrected test says, and no more.
+
+    The verdict follows the Holm-corrected p-value, not the per-comparison 95% interval: with several claims
+    tested on one record, an interval that just excludes 0 can belong to a comparison that is not significant
+    once the family is accounted for, and the table must not call that "higher".
+    """
+    if p_holm < alpha:
+        return f"{'higher' if delta > 0 else 'lower'} (Holm p < {alpha:g})"
+    return f"no difference detected at Holm-corrected {alpha:g} (not evidence of equal performance)"
 
 
 def _claimed(claim: Claim) -> str:
@@ -162,15 +169,17 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
         d, lo, hi = (100 * r[k] for k in ("delta_macro_f1", "delta_ci95_low", "delta_ci95_high"))
         lines.append(
             f"| {c.claim} ({c.source}) | {comparison} | {d:+.1f} [{lo:+.1f}, {hi:+.1f}] | {r['p_holm']:.3f} | "
-            f"{_verdict(lo, hi)} | {_claimed(c)} | {_size_in_interval(c, lo, hi)} |"
+            f"{_verdict(d, r['p_holm'])} | {_claimed(c)} | {_size_in_interval(c, lo, hi)} |"
         )
     tested = sum(r["status"] == "tested" for r in rows)
     return (
         "\n".join(lines)
         + f"\n\nEach claim tested on this record's per-item predictions: difference of seed-mean macro-F1 × 100, "
         f"95% interval and p-value of a two-level bootstrap ({n_boot:,} resamples of training seeds and test items "
-        f'together), Holm-corrected over the {tested} claims tested. "Claimed Δ in CI": whether any difference '
-        "of the size the paper reports lies inside the interval. The runs use the embedded English-only, uncased "
+        f"together), Holm-corrected over the {tested} claims tested; the verdict follows the Holm-corrected p-value "
+        f"at {ALPHA:g}, the interval is per comparison (not adjusted). "
+        '"Claimed Δ in CI": whether any difference of the size the paper reports lies inside the interval. '
+        "The runs use the embedded English-only, uncased "
         "22.7M-parameter encoder, not the papers' XLM-R or Llama models: a verdict here is about this encoder."
         + sweep_note(record_dir)
         + "\n"

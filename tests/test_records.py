@@ -255,7 +255,7 @@ def test_the_claims_name_the_lambda_the_sweep_chose(run_dir):
 
 
 def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
-    from cmmerge.claims import _size_in_interval, claims_table, evaluate_claims, load_claims
+    from cmmerge.claims import _size_in_interval, _verdict, claims_table, evaluate_claims, load_claims
 
     records.record_run("demo_run", run_dir, check_workspace=False)
     path = tmp_path / "claims.yaml"
@@ -284,10 +284,15 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     assert same["delta_macro_f1"] == 0.0 and same["p_value"] == 1.0
     assert absent["status"] == "not run (swap_ft not in this record)"
     table = claims_table(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
-    assert "higher (CI excludes 0)" in table and "no difference detected (CI includes 0" in table
+    assert ta["p_holm"] < 0.05, "the demo's ta_ft gain is large enough to stay significant after Holm"
+    assert "higher (Holm p < 0.05)" in table and "no difference detected at Holm-corrected 0.05" in table
     assert "same model: the two methods trained identical weights, nothing to test" in table
     assert "Holm-corrected over the 2 claims tested" in table, "an identical pair is not a test"
     assert "The sweep chose" not in table, "this record has no sweep"
+    # the verdict follows the Holm-corrected p, not the unadjusted interval: a gain whose own test has p = 0.03
+    # but whose corrected p is 0.06 is no detected difference; a corrected p of 0.01 on a loss says "lower"
+    assert _verdict(+1.2, 0.06).startswith("no difference detected")
+    assert _verdict(-1.2, 0.01) == "lower (Holm p < 0.05)" and _verdict(+0.4, 0.049) == "higher (Holm p < 0.05)"
     # a claimed size is "in the interval" when the two ranges overlap, open ends included
     claim = load_claims(path)[0]
     assert _size_in_interval(claim, 1.0, 2.5) == "yes" and _size_in_interval(claim, 5.5, 9.0) == "no"
