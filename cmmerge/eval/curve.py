@@ -103,6 +103,7 @@ def run_curve(
         test = read_jsonl(prepared / "task" / "test.jsonl")
         gold = [r["label"] for r in test]
         preds: dict[str, list[list[str]]] = {}
+        done: dict[str, tuple[str, dict]] = {}  # fingerprint -> (method, cell) of the cells of this size so far
         for method in params.methods:
             spec = methods[method]
             where = f"methods.{method}"
@@ -111,9 +112,13 @@ def run_curve(
             preds[method] = []
             for seed in params.seeds:
                 cell_path = cells_dir(work_dir) / f"n{n}" / method / f"seed{seed}.json"
+                # the starting checkpoint counts by its content (an input of the fingerprint), not by its path: a
+                # method that starts from the very weights of another with the same settings is the same training
+                # run (task arithmetic with λ = 0 chosen on dev starts from θ_base, as full_ft does), so its
+                # result is taken from that cell instead of being trained again
                 settings = {
                     "finetune": dataclasses.asdict(ft),
-                    "spec": dataclasses.asdict(spec),
+                    "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "init"},
                     "seed": seed,
                     "eval": [eval_max_length, eval_batch_size],
                 }
@@ -121,6 +126,14 @@ def run_curve(
                 cell = load_kept(cell_path, fp)
                 if cell is not None:
                     log.info("curve n=%d %s seed %d: kept (%.4f)", n, method, seed, cell["macro_f1"])
+                elif fp in done:
+                    twin, cell = done[fp]
+                    cell = keep(cell_path, fp, {k: v for k, v in cell.items() if k != "fingerprint"})
+                    log.info(
+                        "curve n=%d %s seed %d: starts from the weights of %s with its settings, so it is the same "
+                        "training run; its result (%.4f) is taken, not trained again",
+                        n, method, seed, twin, cell["macro_f1"],
+                    )  # fmt: skip
                 else:
                     out = work_dir / "model"
                     summary = run_finetune(
@@ -136,6 +149,7 @@ def run_curve(
                         "predictions": pred,
                     })  # fmt: skip
                     log.info("curve n=%d %s seed %d: test macro-F1 %.4f", n, method, seed, cell["macro_f1"])
+                done.setdefault(fp, (method, cell))
                 preds[method].append(cell["predictions"])
                 sizes.setdefault(n, {"rows": rows, "methods": {}, "steps": {}})["steps"][method] = cell["steps"]
                 sizes[n]["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = cell["macro_f1"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ DEMO = Path(__file__).resolve().parents[2] / "data" / "demo"
 def setup(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("curve")
     export_base(str(tiny_models["xlmr"]), root / "base")
+    shutil.copytree(root / "base", root / "base_copy")
     prep = PrepareParams(
         task=DatasetSpec(str(DEMO / "hinglish_sentiment")),
         english=DatasetSpec(str(DEMO / "english_sentiment")),
@@ -34,10 +36,11 @@ def setup(tiny_models, tmp_path_factory):
         max_english=40,
         max_dev=30,
     )
-    # two methods with the same start: fine-tuning is deterministic, so their predictions must be identical
+    # two methods that start from the same weights (in two folders, as θ_ta with λ = 0 and θ_base are): the same
+    # training run, so their predictions must be identical
     methods = {
         "full_ft": MethodSpec(init=str(root / "base"), train="data/prepared/task"),
-        "same_ft": MethodSpec(init=str(root / "base"), train="data/prepared/task"),
+        "same_ft": MethodSpec(init=str(root / "base_copy"), train="data/prepared/task"),
         "joint_ft": MethodSpec(init=str(root / "base"), train="data/prepared/joint"),
     }
     finetune = FinetuneParams(max_length=32, optim=OptimParams(max_steps=3, batch_size=8, learning_rate=1e-3))
@@ -52,7 +55,17 @@ def _run(setup, work: Path, curve: CurveParams, finetune=None):
 def test_curve_points_are_the_pipelines_data_and_cells_are_kept(setup, tmp_path, monkeypatch):
     _root, prep, _methods, finetune = setup
     curve = CurveParams(sizes=[30, 60], methods=["full_ft", "same_ft", "joint_ft"], seeds=[1, 2], n_boot=500)
+    trained = []
+    real_finetune = cmmerge.train.finetune.run_finetune
+
+    def counted(init, train, *args, **kwargs):
+        trained.append((Path(init).name, Path(train).name))
+        return real_finetune(init, train, *args, **kwargs)
+
+    monkeypatch.setattr(cmmerge.train.finetune, "run_finetune", counted)
     summary = _run(setup, tmp_path, curve)
+    # same_ft starts from full_ft's weights with its settings: its cells are full_ft's, never trained
+    assert sorted(trained) == sorted([("base", "task"), ("base", "joint")] * 4), trained
 
     # the n-row point trains on exactly what `prepare` writes with max_train: n
     prepare(dataclasses.replace(prep, max_train=60), tmp_path / "ref", tmp_path / "ref.json")
