@@ -237,6 +237,11 @@ def load_record(name: str, results_dir: str | Path = RESULTS) -> dict:
     return meta
 
 
+def _seeds(seeds: list) -> str:
+    """ "Seed 1 varies" / "Seeds 1, 2, 3 vary": the subject of a caption's sentence on what the seeds change."""
+    return f"Seed {seeds[0]} varies" if len(seeds) == 1 else f"Seeds {', '.join(map(str, seeds))} vary"
+
+
 def shared_randomness(params: dict) -> str:
     """What every seed of a run shares: the caption under its table (the seeds vary fine-tuning only)."""
     methods = params.get("methods", {})
@@ -248,7 +253,7 @@ def shared_randomness(params: dict) -> str:
     if any("finetune_en" in i or "merged/ties" in i or "merged/swap" in i for i in inits):
         parts.append("one English task model θ_en (finetune_en)")
     return (
-        f"Seeds {', '.join(map(str, seeds))} vary fine-tuning only (initialisation of the new head, data order, "
+        f"{_seeds(seeds)} fine-tuning only (initialisation of the new head, data order, "
         f"dropout); every seed shares {', '.join(parts)}, so the intervals and tests do not cover their variance."
     )
 
@@ -327,7 +332,7 @@ def _adamergex_caption(root: Path, params: dict) -> str:
     return (
         f"LoRA (r = {p.get('lora', {}).get('r')}) adapters on θ_base. `lora_en`: fine-tuned on the English task data, "
         f"applied as is; `lora_adamergex`: that adapter + λ·(reference_cm − reference_en), {chosen}; `lora_cm`: "
-        f"fine-tuned on the code-mixed task data. Seeds {', '.join(map(str, p.get('seeds', [])))} vary the task "
+        f"fine-tuned on the code-mixed task data. {_seeds(p.get('seeds', []))} the task "
         f"adapters only; all share the two reference adapters (LoRA MLM on equal numbers of English and code-mixed "
         f"lines, seed {ref.get('seed')}; a random MLM head trained first for {ref.get('head_steps', 0)} steps)."
     )
@@ -357,8 +362,14 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
             cells.append(cell)
         lines.append(f"| {entry['rows']} | " + " | ".join(cells) + " |")
     return (
-        "\n".join(lines) + f"\n\nTest macro-F1 × 100 on all {summary['test_items']} test items, mean ± std over seeds "
-        f"{', '.join(map(str, summary['seeds']))}. In parentheses: difference to `{ref}` at the same size, p-value of "
+        "\n".join(lines)
+        + f"\n\nTest macro-F1 × 100 on all {summary['test_items']} test items, "
+        + (
+            f"seed {summary['seeds'][0]} (± 0.0 is no measure of spread)"
+            if len(summary["seeds"]) == 1
+            else f"mean ± std over seeds {', '.join(map(str, summary['seeds']))}"
+        )
+        + f". In parentheses: difference to `{ref}` at the same size, p-value of "
         f"a two-level bootstrap ({summary['n_boot']:,} resamples of seeds and items), Holm-corrected over the "
         f"{summary['n_comparisons']} comparisons of this table; * marks p < {alpha}."
         + (

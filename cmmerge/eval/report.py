@@ -205,7 +205,11 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
     n_seeds = sorted({e["task"]["n_seeds"] for e in summary["methods"].values()})
     majority = summary["baselines"]["majority_class"]["task"]["predicts"]
     note = [
-        f"Macro-F1 × 100, mean ± std over {'/'.join(map(str, n_seeds))} seeds."
+        (
+            "Macro-F1 × 100 of one seed (± 0.0 is no measure of spread)."
+            if n_seeds == [1]
+            else f"Macro-F1 × 100, mean ± std over {'/'.join(map(str, n_seeds))} seeds."
+        )
         + (
             f" In parentheses: difference to `{ref}` and its p-value from a two-level bootstrap "
             f"({summary['n_boot']:,} resamples of training seeds and test items together), Holm-corrected over "
