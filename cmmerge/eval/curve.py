@@ -213,10 +213,15 @@ def save_curve_figure(summary: dict, path: str | Path) -> None:
     with plt.rc_context({"svg.hashsalt": "cmmerge", "svg.fonttype": "none"}):
         fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
         x = [s["rows"] for s in sizes]
+        ref = summary["methods"][0]
         for m in summary["methods"]:
             mean = [100 * s["methods"][m]["mean"] for s in sizes]
             std = [100 * s["methods"][m]["std"] for s in sizes]
-            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=m)
+            # a method that trained the reference's very models at every size would hide the reference's line:
+            # the legend says so and the line is dashed, so both stay visible
+            same = m != ref and all(s.get("vs_reference", {}).get(m, {}).get("identical") for s in sizes)
+            label, style = (f"{m} (same model as {ref})", "--") if same else (m, "-")
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label, linestyle=style)
         ax.set_xscale("log")
         ax.set_xticks(x, [str(v) for v in x])
         ax.minorticks_off()

@@ -137,6 +137,11 @@ def test_curve_table_and_figure_come_from_the_summary(setup, tmp_path):
     save_curve_figure(summary, tmp_path / "b.svg")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
     assert b"<svg" in (tmp_path / "a.svg").read_bytes()[:400]
+    # joint_ft is the same model at 60 rows only: the figure names it as its own line; at every size: as the same
+    assert "same model as" not in (tmp_path / "a.svg").read_text()
+    summary["sizes"]["30"]["vs_reference"]["joint_ft"] = {"identical": True, "delta_macro_f1": 0.0}
+    save_curve_figure(summary, tmp_path / "c.svg")
+    assert "joint_ft (same model as full_ft)" in (tmp_path / "c.svg").read_text()
 
 
 def test_the_default_runs_curve_point_at_its_own_size_reproduces_evaluate(repo_root):
