@@ -146,7 +146,8 @@ def _timings(repo: Path, lock: dict) -> dict:
             unmeasured.append(stage)
             continue
         stages[stage] = {
-            k: entry.get(k, 0) for k in ("seconds", "cpu_seconds", "reused_seconds", "reused_untimed", "finished")
+            k: entry.get(k, 0)
+            for k in ("seconds", "cpu_seconds", "reused_seconds", "reused_untimed", "interrupted_attempts", "finished")
         }
         cpus.add(entry.get("cpus"))
     return {"stages": stages, "unmeasured": unmeasured, "cpus": sorted(c for c in cpus if c)}
@@ -310,9 +311,18 @@ def timings_table(root: Path) -> str:
     note = f" Not measured: {', '.join(f'`{s}`' for s in missing)}." if missing else ""
     if untimed:
         note += f" Without the time of grid cells kept by an older run: {', '.join(f'`{s}`' for s in untimed)}."
+    killed = {s: e["interrupted_attempts"] for s, e in timings["stages"].items() if e.get("interrupted_attempts")}
+    if killed:
+        note += (
+            " With the time of attempts killed before the run that finished (a resumable stage continued from their "
+            "checkpoints; one that started over makes its time an overstatement): "
+            + ", ".join(f"`{s}` ({n})" for s, n in killed.items())
+            + "."
+        )
     return (
         "\n".join(lines) + f"\n\nWall time of each stage when it ran with this record's params, on {cpus} CPU cores, "
-        f"measured by the stage runner; a stage DVC restored from its run cache counts with the time of the run "
+        f"measured by the stage runner while the stage's process was running (time it stood stopped does not "
+        f"count); a stage DVC restored from its run cache counts with the time of the run "
         f"that produced it, and a grid stage (recipe, sweep, curve) with the time of the cells it kept from earlier "
         f"runs. Other work on the machine at the time slows a stage down; the sum is the stages' "
         f"share of one uninterrupted `dvc repro` (DVC's own hashing and bookkeeping between stages come on top), not "

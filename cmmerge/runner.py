@@ -12,7 +12,10 @@ Under ``dvc repro`` / ``dvc exp run`` (DVC sets ``DVC_STAGE`` and ``DVC_ROOT`` f
 that finishes writes how long it took to ``.cmmerge/timings/<stage>.json`` in the repository (git-ignored,
 not a DVC out, so it never changes a stage's outputs or makes a run non-deterministic). ``cmmerge results
 record`` copies the timings of the recorded configuration into the record (:mod:`cmmerge.records`); that is
-where README's run times come from.
+where README's run times come from. The time is *active* wall time, measured by :class:`StageClock`: a stopped
+process (SIGSTOP, a suspended machine) does not count the time it stood still, and a stage killed outright (the
+machine restarting) leaves what it ran in ``<stage>.partial.json``, which the next run of that stage with the
+same params adds, counting the interrupted attempt.
 """
 
 from __future__ import annotations
@@ -84,36 +87,144 @@ def describe_os_error(exc: OSError) -> str:
 TIMINGS = ".cmmerge/timings"  # under DVC_ROOT
 
 
+def _params_sha256(root: str | os.PathLike) -> str | None:
+    import hashlib
+    from pathlib import Path
+
+    # hashlib rather than cmmerge.checksums: this module is part of every stage's code, and DVC lists that code
+    # as each stage's deps (tests/pipeline/test_stage_wiring.py); params.yaml is a small file
+    params = Path(root) / "params.yaml"
+    return hashlib.sha256(params.read_bytes()).hexdigest() if params.is_file() else None
+
+
+class StageClock:
+    """Active wall time and CPU time of a running stage, kept on disk as it runs.
+
+    A daemon thread ticks every ``tick`` seconds and adds the time since the previous tick, capped at two ticks,
+    so a process that was stopped (``kill -STOP`` while something else needs the cores, a suspended machine)
+    does not count the time it stood still. Each tick rewrites ``<stage>.partial.json`` with the time so far
+    and the params hash. A run killed outright leaves that file; the next run of the stage with the same
+    params starts from its time and counts one more interrupted attempt (a resumable stage, such as training
+    from its checkpoints, needed that time; a stage that starts over did not, which the record says by naming
+    the stages with interrupted attempts). A partial written under other params is discarded.
+    """
+
+    def __init__(self, stage: str, root: str | os.PathLike, tick: float = 5.0) -> None:
+        import json
+        from pathlib import Path
+
+        self.path = Path(root) / TIMINGS / f"{stage}.partial.json"
+        self.params_sha256 = _params_sha256(root)
+        self.tick = tick
+        earlier = None
+        with contextlib.suppress(OSError, ValueError):
+            earlier = json.loads(self.path.read_text())
+        if not isinstance(earlier, dict) or earlier.get("params_sha256") != self.params_sha256:
+            earlier = {}
+        self.earlier = {
+            "attempts": int(earlier.get("attempts", 0)),
+            "seconds": float(earlier.get("seconds", 0.0)),
+            "cpu_seconds": float(earlier.get("cpu_seconds", 0.0)),
+        }
+        self.active = 0.0
+        self._last = time.monotonic()
+        self._cpu_started = _cpu_seconds()
+        self._stop = None
+        self._thread = None
+        self.stopped = False
+
+    def advance(self, now: float) -> None:
+        """Add the time since the last tick (at most two ticks) to the active time."""
+        self.active += min(max(now - self._last, 0.0), 2 * self.tick)
+        self._last = now
+
+    def seconds(self) -> float:
+        return self.active
+
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds() - self._cpu_started
+
+    def save_partial(self) -> None:
+        """What this run and the interrupted ones before it ran, for a run that follows a kill."""
+        import json
+
+        from cmmerge.fsutil import atomic_file
+
+        entry = {
+            "params_sha256": self.params_sha256,
+            "attempts": self.earlier["attempts"] + 1,
+            "seconds": round(self.earlier["seconds"] + self.active, 1),
+            "cpu_seconds": round(self.earlier["cpu_seconds"] + self.cpu_seconds(), 1),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.path) as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+    def start(self) -> StageClock:
+        import threading
+
+        self._stop = threading.Event()
+
+        def run() -> None:
+            while not self._stop.wait(self.tick):
+                self.advance(time.monotonic())
+                with contextlib.suppress(OSError):  # a timing is a side note: never fail a stage over it
+                    self.save_partial()
+
+        self._thread = threading.Thread(target=run, name="cmmerge-stage-clock", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, keep_partial: bool) -> None:
+        """Stop ticking; keep the partial (the stage was interrupted and may be rerun) or remove it."""
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()  # a tick in progress must not write the partial after it is removed
+        self.stopped = True
+        self.advance(time.monotonic())
+        with contextlib.suppress(OSError):
+            if keep_partial:
+                self.save_partial()
+            else:
+                self.path.unlink(missing_ok=True)
+
+
 def write_stage_timing(
-    stage: str, seconds: float, cpu_seconds: float, root: str | os.PathLike, reused: dict | None = None
+    stage: str,
+    seconds: float,
+    cpu_seconds: float,
+    root: str | os.PathLike,
+    reused: dict | None = None,
+    interrupted: dict | None = None,
 ) -> None:
     """Record that DVC stage ``stage`` ran for ``seconds`` (wall clock) on this machine.
 
     ``reused`` is the compute time of kept grid cells (:mod:`cmmerge.train.kept`) the stage took from earlier
-    runs instead of training them again, and how many reused cells had no time. The file also names the
-    sha256 of the params.yaml the stage ran with, so that a record takes only the timings of its own
-    configuration, and the machine's CPU count, so a reader can scale them.
+    runs instead of training them again, and how many reused cells had no time. ``interrupted`` is what
+    earlier, killed attempts of the stage with these params ran (``attempts``, ``seconds``, ``cpu_seconds``:
+    :class:`StageClock`); it is added to ``seconds`` and ``cpu_seconds``. The file also names the sha256 of the
+    params.yaml the stage ran with, so that a record takes only the timings of its own configuration, and the
+    machine's CPU count, so a reader can scale them.
     """
     import datetime as dt
-    import hashlib
     import json
     from pathlib import Path
 
     from cmmerge.fsutil import atomic_file
 
     root = Path(root)
-    params = root / "params.yaml"
-    # hashlib rather than cmmerge.checksums: this module is part of every stage's code, and DVC lists that code
-    # as each stage's deps (tests/pipeline/test_stage_wiring.py); params.yaml is a small file
+    interrupted = interrupted or {}
     entry = {
         "stage": stage,
-        "seconds": round(seconds, 1),
-        "cpu_seconds": round(cpu_seconds, 1),
+        "seconds": round(seconds + interrupted.get("seconds", 0.0), 1),
+        "cpu_seconds": round(cpu_seconds + interrupted.get("cpu_seconds", 0.0), 1),
         "reused_seconds": round((reused or {}).get("seconds", 0.0), 1),
         "reused_untimed": (reused or {}).get("untimed", 0),
+        "interrupted_attempts": interrupted.get("attempts", 0),
+        "interrupted_seconds": round(interrupted.get("seconds", 0.0), 1),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
-        "params_sha256": hashlib.sha256(params.read_bytes()).hexdigest() if params.is_file() else None,
+        "params_sha256": _params_sha256(root),
     }
     path = root / TIMINGS / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +236,9 @@ def run_main(fn: Callable[[], object]) -> int:
     """Run ``fn``; user errors, system errors and SIGINT/SIGTERM become one line on stderr and an exit status."""
     setup_logging()
     debug = os.environ.get("CMMERGE_DEBUG", "") not in ("", "0")
-    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT") or os.getcwd()
+    clock = StageClock(stage, root).start() if stage else None
+    interrupted = False  # a stopped stage keeps its partial time for the rerun; a failed one does not
     try:
         with _sigterm_raises():
             fn()
@@ -133,9 +246,11 @@ def run_main(fn: Callable[[], object]) -> int:
         print(f"cmmerge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupted = True
         print("cmmerge: interrupted (SIGINT); temporary files removed, earlier outputs kept", file=sys.stderr)
         return 130
     except Terminated:
+        interrupted = True
         print("cmmerge: terminated (SIGTERM); temporary files removed, earlier outputs kept", file=sys.stderr)
         return 143
     except OSError as exc:
@@ -143,18 +258,23 @@ def run_main(fn: Callable[[], object]) -> int:
             raise
         print(f"cmmerge: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
-    stage = os.environ.get("DVC_STAGE")
-    if stage:
-        try:
-            write_stage_timing(
-                stage,
-                time.perf_counter() - started,
-                _cpu_seconds() - cpu_started,
-                os.environ.get("DVC_ROOT") or os.getcwd(),
-                getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
-            )
-        except OSError as exc:  # a timing is a side note: never fail a finished stage over it
-            log.warning("could not record the stage's run time: %s", describe_os_error(exc))
+    else:
+        if clock is not None:
+            clock.stop(keep_partial=False)
+            try:
+                write_stage_timing(
+                    stage,
+                    clock.seconds(),
+                    clock.cpu_seconds(),
+                    root,
+                    getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
+                    clock.earlier,
+                )
+            except OSError as exc:  # a timing is a side note: never fail a finished stage over it
+                log.warning("could not record the stage's run time: %s", describe_os_error(exc))
+    finally:
+        if clock is not None and not clock.stopped:
+            clock.stop(keep_partial=interrupted)
     return 0
 
 

@@ -118,7 +118,8 @@ def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
     lock["stages"] |= {"finetune@full_ft": {"cmd": "x"}, "finetune@ta_ft": {"cmd": "x"}}
     (run_dir / "dvc.lock").write_text(yaml.safe_dump(lock))
     write_stage_timing("finetune@full_ft", 90.0, 170.0, run_dir)
-    write_stage_timing("finetune@ta_ft", 150.0, 290.0, run_dir)
+    # ta_ft finished on its second attempt: the first was killed after 60 s, and that time counts
+    write_stage_timing("finetune@ta_ft", 90.0, 170.0, run_dir, interrupted={"attempts": 1, "seconds": 60.0})
     (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text() + "# other params\n")
     write_stage_timing("cpt", 999.0, 999.0, run_dir)  # written with the other params.yaml: not this run's
     (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text().replace("# other params\n", ""))
@@ -129,6 +130,7 @@ def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
     table = records.record_table("demo_run", run_dir / "results", "timings")
     assert "| `finetune` | 2 | 4.0 |" in table and "| `prepare` | 1 | 0.5 |" in table
     assert "| all | 3 | 4.5 |" in table and "Not measured: `cpt`." in table
+    assert "killed before the run that finished" in table and "`finetune@ta_ft` (1)" in table
 
 
 def test_table_comes_from_the_record(run_dir):

@@ -1,0 +1,81 @@
+"""The stage runner's clock: active time only, and the time of killed attempts carried into the rerun."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cmmerge.errors import DataError
+from cmmerge.runner import TIMINGS, StageClock, run_main
+
+
+@pytest.fixture
+def stage_env(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    monkeypatch.setenv("DVC_STAGE", "cpt")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def _partial(root, **entry):
+    path = root / TIMINGS / "cpt.partial.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry))
+    return path
+
+
+def test_a_stopped_process_does_not_count_the_time_it_stood_still(tmp_path):
+    clock = StageClock("cpt", tmp_path, tick=5.0)
+    clock._last = 0.0
+    for now in (5.0, 10.0, 510.0, 515.0):  # between 10 and 510 the process was stopped (kill -STOP)
+        clock.advance(now)
+    assert clock.seconds() == 5 + 5 + 10 + 5  # the stopped stretch counts as one capped tick
+
+
+def test_the_clock_keeps_a_partial_while_the_stage_runs(tmp_path):
+    clock = StageClock("cpt", tmp_path, tick=0.01).start()
+    deadline = time.time() + 10
+    while not clock.path.is_file() and time.time() < deadline:
+        time.sleep(0.01)
+    entry = json.loads(clock.path.read_text())
+    assert entry["attempts"] == 1 and entry["seconds"] >= 0  # what a kill -9 now would leave for the rerun
+    clock.stop(keep_partial=False)
+    assert not clock.path.exists()
+
+
+def test_a_finished_stage_adds_the_time_of_its_killed_attempts(stage_env):
+    params = __import__("hashlib").sha256((stage_env / "params.yaml").read_bytes()).hexdigest()
+    partial = _partial(stage_env, params_sha256=params, attempts=2, seconds=100.0, cpu_seconds=90.0)
+    assert run_main(lambda: None) == 0
+    timing = json.loads((stage_env / TIMINGS / "cpt.json").read_text())
+    assert timing["interrupted_attempts"] == 2 and timing["interrupted_seconds"] == 100.0
+    assert 100.0 <= timing["seconds"] < 110.0 and timing["cpu_seconds"] >= 90.0
+    assert not partial.exists(), "the partial is used once"
+
+
+def test_a_partial_of_other_params_is_not_added(stage_env):
+    partial = _partial(stage_env, params_sha256="0" * 64, attempts=1, seconds=100.0, cpu_seconds=90.0)
+    assert run_main(lambda: None) == 0
+    timing = json.loads((stage_env / TIMINGS / "cpt.json").read_text())
+    assert timing["interrupted_attempts"] == 0 and timing["seconds"] < 100.0
+    assert not partial.exists()
+
+
+def test_an_interrupted_stage_leaves_its_time_and_a_failed_one_does_not(stage_env):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_main(interrupted) == 130
+    entry = json.loads((stage_env / TIMINGS / "cpt.partial.json").read_text())
+    assert entry["attempts"] == 1 and not (stage_env / TIMINGS / "cpt.json").exists()
+    assert run_main(interrupted) == 130
+    assert json.loads((stage_env / TIMINGS / "cpt.partial.json").read_text())["attempts"] == 2
+
+    def failed():
+        raise DataError("bad input")
+
+    assert run_main(failed) == 2
+    assert not (stage_env / TIMINGS / "cpt.partial.json").exists()
+    assert not (stage_env / TIMINGS / "cpt.json").exists()
