@@ -351,7 +351,7 @@ def _adamergex_caption(root: Path, params: dict) -> str:
 def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
     """The learning curve as Markdown: macro-F1 per size and method, each method's difference to the reference
     with its Holm-adjusted two-level bootstrap p-value, and a link to the figure."""
-    from cmmerge.eval.report import same_model_cell, same_model_note
+    from cmmerge.eval.report import NO_SPREAD, same_model_cell, same_model_note
 
     methods, ref = summary["methods"], summary["reference"]
     sizes = sorted(summary["sizes"].values(), key=lambda s: s["rows"])
@@ -375,7 +375,7 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
         "\n".join(lines)
         + f"\n\nTest macro-F1 × 100 on all {summary['test_items']} test items, "
         + (
-            f"seed {summary['seeds'][0]} (± 0.0 is no measure of spread)"
+            f"seed {summary['seeds'][0]} {NO_SPREAD}"
             if len(summary["seeds"]) == 1
             else f"mean ± std over seeds {', '.join(map(str, summary['seeds']))}"
         )

@@ -131,7 +131,6 @@ class StageClock:
         self._cpu_started = _cpu_seconds()
         self._stop = None
         self._thread = None
-        self.stopped = False
 
     def advance(self, now: float) -> None:
         """Add the time since the last tick (at most two ticks) to the active time."""
@@ -180,7 +179,6 @@ class StageClock:
         if self._stop is not None:
             self._stop.set()
             self._thread.join()  # a tick in progress must not write the partial after it is removed
-        self.stopped = True
         self.advance(time.monotonic())
         with contextlib.suppress(OSError):
             if keep_partial:
@@ -258,23 +256,21 @@ def run_main(fn: Callable[[], object]) -> int:
             raise
         print(f"cmmerge: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
-    else:
+    finally:  # every way out stops the clock; only a stopped stage (SIGINT/SIGTERM) keeps its partial time
         if clock is not None:
-            clock.stop(keep_partial=False)
-            try:
-                write_stage_timing(
-                    stage,
-                    clock.seconds(),
-                    clock.cpu_seconds(),
-                    root,
-                    getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
-                    clock.earlier,
-                )
-            except OSError as exc:  # a timing is a side note: never fail a finished stage over it
-                log.warning("could not record the stage's run time: %s", describe_os_error(exc))
-    finally:
-        if clock is not None and not clock.stopped:
             clock.stop(keep_partial=interrupted)
+    if clock is not None:
+        try:
+            write_stage_timing(
+                stage,
+                clock.seconds(),
+                clock.cpu_seconds(),
+                root,
+                getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
+                clock.earlier,
+            )
+        except OSError as exc:  # a timing is a side note: never fail a finished stage over it
+            log.warning("could not record the stage's run time: %s", describe_os_error(exc))
     return 0
 
 

@@ -162,6 +162,9 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
     return text
 
 
+NO_SPREAD = "(± 0.0 is no measure of spread)"  # what a table of one seed says of its ± column
+
+
 def same_model_cell(ref: str) -> str:
     """What a table cell says instead of a difference and p-value for a method that trained ``ref``'s model."""
     return f" (same model as `{ref}`)"
@@ -206,7 +209,7 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
     majority = summary["baselines"]["majority_class"]["task"]["predicts"]
     note = [
         (
-            "Macro-F1 × 100 of one seed (± 0.0 is no measure of spread)."
+            f"Macro-F1 × 100 of one seed {NO_SPREAD}."
             if n_seeds == [1]
             else f"Macro-F1 × 100, mean ± std over {'/'.join(map(str, n_seeds))} seeds."
         )
