@@ -8,6 +8,7 @@ the task vector τ_cpt = θ_cpt − θ_base is a tensor-by-tensor difference.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -83,6 +84,43 @@ def _blocks(tokenizer, lines: list[str], max_length: int, objective: str, packin
     for ids in enc["input_ids"]:
         stream += [*bos, *ids, eos]
     return [stream[i : i + max_length] for i in range(0, len(stream) - max_length + 1, max_length)]
+
+
+@functools.cache
+def _masks_training_batches_class():
+    # built on first use, like common's Trainer class: importing transformers is slow
+    from transformers import DataCollatorForLanguageModeling, default_data_collator
+
+    class MasksTrainingBatches(DataCollatorForLanguageModeling):
+        """Masks each training batch afresh, as its parent does, but passes batches that already carry
+        ``labels`` (the validation blocks, masked once by :func:`masked_once`) through unchanged; so evaluating
+        draws nothing from the generator, and the training masks do not depend on how often the run evaluates."""
+
+        def torch_call(self, examples):
+            if examples and isinstance(examples[0], dict) and "labels" in examples[0]:
+                return default_data_collator(examples, return_tensors="pt")
+            return super().torch_call(examples)
+
+    return MasksTrainingBatches
+
+
+def masked_once(blocks: list[list[int]], tokenizer, objective: str, params: CptParams):
+    """The validation blocks with their labels: the MLM masks drawn once, from ``params.seed`` (CLM draws none).
+
+    Every end-of-epoch evaluation then scores the same masked tokens, so an epoch's validation loss differs
+    from the last one only by what the model learned. With masks drawn afresh at each evaluation, a step in the
+    curve that decides early stopping mixed the model's change with the sampling noise of the masks (the
+    real configs' 10-epoch CPT rose at epoch 8 and fell below its earlier best at epoch 9, and which of the
+    two moved it could not be told).
+    """
+    import datasets
+    from transformers import DataCollatorForLanguageModeling
+
+    once = DataCollatorForLanguageModeling(
+        tokenizer, mlm=objective == "mlm", mlm_probability=params.mlm_probability, seed=params.seed
+    )
+    batch = once([{"input_ids": ids} for ids in blocks])
+    return datasets.Dataset.from_dict({name: tensor.tolist() for name, tensor in batch.items()})
 
 
 def mlm_head(model):
@@ -174,7 +212,7 @@ def run_cpt(
     when started again with the same params and inputs (``resume=False`` always starts afresh).
     """
     import datasets
-    from transformers import DataCollatorForLanguageModeling, EarlyStoppingCallback, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
 
     base_dir, corpus_dir = str(base_dir), Path(corpus_dir)
     config = load_config(base_dir)
@@ -209,7 +247,7 @@ def run_cpt(
         log.warning("cannot find the MLM head of %s: computing it at every position", type(model).__name__)
     if params.optim.lora.enabled:
         model = apply_lora(model, params.optim.lora, "CAUSAL_LM" if objective == "clm" else None)
-    collator = DataCollatorForLanguageModeling(
+    collator = _masks_training_batches_class()(
         tokenizer, mlm=objective == "mlm", mlm_probability=params.mlm_probability, seed=params.seed
     )
     callbacks = [LiveLogger(live_dir)]
@@ -240,7 +278,7 @@ def run_cpt(
         args=args,
         data_collator=collator,
         train_dataset=datasets.Dataset.from_dict({"input_ids": train_blocks}),
-        eval_dataset=datasets.Dataset.from_dict({"input_ids": valid_blocks}) if valid_blocks else None,
+        eval_dataset=masked_once(valid_blocks, tokenizer, objective, params) if valid_blocks else None,
         callbacks=callbacks,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
@@ -256,7 +294,7 @@ def run_cpt(
         "fsdp_wrapped": _fsdp_wrapped(trainer.model_wrapped),
     }
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-    if evals:  # the collator is seeded, so the validation masks (and loss) are reproducible
+    if evals:  # every evaluation scored the same masked tokens (masked_once), so the curve is the model's alone
         # with early stopping the best epoch's weights are kept, so its loss is the model's
         kept = min(evals) if stopping else evals[-1]
         # the whole curve is in metrics/train/cpt (eval/loss)

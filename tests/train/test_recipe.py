@@ -144,6 +144,21 @@ def test_cpt_stops_when_validation_loss_stops_improving_and_keeps_the_best_epoch
     assert all(torch.equal(kept[n], reference[n]) for n in reference), "the best epoch's weights are kept"
 
 
+def test_cpt_scores_every_epoch_on_the_same_masked_tokens(tiny_models, prepared, tmp_path):
+    """A model that does not change scores the same validation loss at every epoch: the masks are drawn once,
+    so early stopping reads the model's change, not the noise of fresh masks (which moved this loss by more
+    than a hundredth between epochs)."""
+    base = tmp_path / "base"
+    export_base(str(tiny_models["bert"]), base, seed=1)
+    # a learning rate too small to move the weights measurably
+    optim = OptimParams(epochs=3, batch_size=8, learning_rate=1e-12, weight_decay=0.0, lr_scheduler="constant")
+    run_cpt(base, prepared / "corpus", CptParams(max_length=32, optim=optim), tmp_path / "cpt", tmp_path / "live")
+    tsv = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().splitlines()[1:]
+    curve = [float(r.split("\t")[1]) for r in tsv]
+    assert len(curve) == 3
+    assert max(curve) - min(curve) < 1e-4, curve
+
+
 def test_cpt_early_stopping_needs_a_validation_split(tiny_models, prepared, tmp_path):
     base = tmp_path / "base"
     export_base(str(tiny_models["bert"]), base, seed=1)
