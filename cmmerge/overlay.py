@@ -98,12 +98,29 @@ def apply(config: str | Path, out: str | Path = "params.yaml") -> dict:
 def grid_cells_in_workspace(pipeline: str | Path = "dvc.yaml") -> list[Path]:
     """The kept-cell folders of the pipeline's grid stages (each stage's ``--work`` folder, as ``dvc.yaml`` names
     it, through :func:`cmmerge.train.kept.cells_dir`) that exist in the workspace."""
-    import re
-
     from cmmerge.train.kept import cells_dir
 
-    works = dict.fromkeys(re.findall(r"--work\s+(\S+)", Path(pipeline).read_text()))
+    works = dict.fromkeys(work_folders(yaml.safe_load(Path(pipeline).read_text()) or {}))
     return [cells_dir(w) for w in works if cells_dir(w).is_dir()]
+
+
+def work_folders(pipeline: dict) -> list[str]:
+    """The ``--work`` folders the stage commands of a parsed ``dvc.yaml`` name, in either spelling (``--work X``,
+    ``--work=X``), in ``foreach`` stages too and in list-form ``cmd``."""
+    import shlex
+
+    found = []
+    for stage in (pipeline.get("stages") or {}).values():
+        body = stage.get("do", stage) if isinstance(stage, dict) else {}
+        cmds = body.get("cmd", [])
+        for cmd in [cmds] if isinstance(cmds, str) else cmds:
+            args = shlex.split(cmd)
+            for i, arg in enumerate(args):
+                if arg == "--work" and i + 1 < len(args):
+                    found.append(args[i + 1])
+                elif arg.startswith("--work="):
+                    found.append(arg.removeprefix("--work="))
+    return found
 
 
 def exp_run(config: str | Path, extra: list[str]) -> int:

@@ -178,3 +178,21 @@ def test_the_json_schema_is_the_pydantic_schema_and_checks_a_config(repo_root):
         jsonschema.validate(bad, schema)
     with pytest.raises(jsonschema.ValidationError, match="lamda"):
         jsonschema.validate({**params, "report": {**params["report"], "lamda": 1}}, schema)
+
+
+def test_work_folders_of_a_pipeline(repo_root):
+    """The kept-cell folders copied into a queued experiment come from every grid stage, however its
+    ``--work`` argument is spelt."""
+    from cmmerge.overlay import work_folders
+
+    pipeline = {
+        "stages": {
+            "a": {"cmd": "python stages/recipe.py --work models/recipe --out m.json"},
+            "b": {"foreach": [1, 2], "do": {"cmd": "python stages/x.py --work=models/x_${item} --out o"}},
+            "c": {"cmd": ["echo one", "python stages/curve.py --work 'models/my curve'"]},
+            "d": {"cmd": "python stages/finetune.py --out models/finetune"},
+        }
+    }
+    assert work_folders(pipeline) == ["models/recipe", "models/x_${item}", "models/my curve"]
+    shipped = work_folders(yaml.safe_load((repo_root / "dvc.yaml").read_text()))
+    assert shipped == ["models/recipe", "models/sweep", "models/curve"]
