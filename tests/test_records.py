@@ -221,9 +221,10 @@ def test_cli_check_exits_non_zero_on_a_stale_block(run_dir, tmp_path):
 
 
 def test_readme_parts_adamergex_and_a_missing_curve(run_dir, tmp_path):
-    # the AdaMergeX summary has the report's structure: reuse the run's as one
+    # the AdaMergeX summary and scores have the report's structure: reuse the run's as theirs
     (run_dir / "metrics" / "adamergex").mkdir()
     shutil.copy(run_dir / "metrics" / "summary.json", run_dir / "metrics" / "adamergex" / "summary.json")
+    shutil.copytree(run_dir / "metrics" / "eval", run_dir / "metrics" / "adamergex" / "eval")
     records.record_run("demo_run", run_dir, check_workspace=False)
     readme = tmp_path / "README.md"
     readme.write_text(
@@ -295,9 +296,13 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     # but whose corrected p is 0.06 is no detected difference; a corrected p of 0.01 on a loss says "lower"
     assert _verdict(+1.2, 0.06).startswith("no difference detected")
     assert _verdict(-1.2, 0.01) == "lower (Holm p < 0.05)" and _verdict(+0.4, 0.049) == "higher (Holm p < 0.05)"
-    # a claimed size is "in the interval" when the two ranges overlap, open ends included
+    # a claimed size is "not excluded" when the two ranges overlap, open ends included; an interval wholly on one
+    # side excludes it and says which; the claimed bounds are exclusive, so touching one excludes it
     claim = load_claims(path)[0]
-    assert _size_in_interval(claim, 1.0, 2.5) == "yes" and _size_in_interval(claim, 5.5, 9.0) == "no"
+    assert (claim.low, claim.high) == (2.0, 5.0)
+    assert _size_in_interval(claim, 1.0, 2.5) == "not excluded"
+    assert _size_in_interval(claim, 5.5, 9.0) == "excluded: interval above"
+    assert _size_in_interval(claim, -3.0, 2.0) == "excluded: interval below"
     path.write_text(yaml.safe_dump({"claims": [{**base, "id": "a", "method": "m", "versus": "v"}] * 2}))
     with pytest.raises(DataError, match=r"claim ids repeat: \['a'\]"):
         load_claims(path)

@@ -5,7 +5,8 @@ For each training size n, the task data is prepared exactly as the ``prepare`` s
 the pipeline's own size reproduces its training set), every listed method is fine-tuned from its
 starting point with the shared recipe, once per seed, and scored on the whole task test set like
 ``evaluate`` scores it. Each method is compared with the reference (the first listed) at every size
-by the two-level bootstrap over seeds and test items, Holm-corrected over all sizes and methods.
+by a Welch t-test over seeds with the test-item variance in its standard error
+(:func:`cmmerge.eval.stats.seed_item_test`), Holm-corrected over all sizes and methods.
 
 A finished (size, method, seed) cell is kept under the work folder with a fingerprint of everything
 it depends on (params, starting checkpoint, training data, the training and scoring code), so a run
@@ -82,7 +83,7 @@ def run_curve(
 
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.predict import Classifier
-    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, two_level_bootstrap
+    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
     from cmmerge.train.finetune import run_finetune
 
     params.validate("curve")
@@ -161,12 +162,11 @@ def run_curve(
             scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.boot_seed)
             sizes[n]["vs_reference"] = {
                 m: same_model(preds[m], preds[reference])
-                or two_level_bootstrap(
+                or seed_item_test(
                     scores[m],
                     scores[reference],
-                    sizes[n]["methods"][m]["mean"],
-                    sizes[n]["methods"][reference]["mean"],
-                    params.boot_seed,
+                    [sizes[n]["methods"][m]["seeds"][str(s)] for s in params.seeds],
+                    [sizes[n]["methods"][reference]["seeds"][str(s)] for s in params.seeds],
                 )
                 for m in params.methods[1:]
             }
@@ -180,6 +180,7 @@ def run_curve(
         "methods": list(params.methods),
         "seeds": list(params.seeds),
         "n_boot": params.n_boot,
+        "test": "seed_item_welch",  # stats.seed_item_test
         "n_comparisons": len(tests),
         "test_items": len(gold),
         "sizes": {str(n): sizes[n] for n in params.sizes},

@@ -2,8 +2,8 @@
 
 ``metrics/summary.json`` holds, per method and test set, the mean, std and intervals of macro-F1
 over seeds (the per-seed scores read from the evaluate stage's ``metrics/eval/<method>.json``, never
-recomputed here, so the report cannot disagree with evaluate), a two-level bootstrap test
-against the reference method (resampling training seeds and test items together; :mod:`cmmerge.eval.stats`)
+recomputed here, so the report cannot disagree with evaluate), a test against the reference method
+(a Welch t over training seeds with the test-item variance in its standard error; :mod:`cmmerge.eval.stats`)
 with Holm-adjusted p-values over every comparison of the table, the chance baselines of each test set
 (majority class, stratified random) and each method's predicted-label counts per seed.
 """
@@ -23,9 +23,9 @@ from cmmerge.eval.stats import (
     resampled_seed_scores,
     same_model,
     seed_interval,
+    seed_item_interval,
+    seed_item_test,
     stratified_baseline,
-    two_level_bootstrap,
-    two_level_interval,
 )
 from cmmerge.fsutil import atomic_file, read_json, read_jsonl, write_json
 from cmmerge.params import require
@@ -39,10 +39,11 @@ class ReportParams:
     """``report`` section of params.yaml."""
 
     reference: str = "full_ft"
-    n_boot: int = 10_000  # two-level bootstrap resamples (seeds and test items)
+    n_boot: int = 10_000  # test-item resamples for the item part of the test's standard error
     alpha: float = 0.05  # on Holm-adjusted p-values
     seed: int = 0
-    test: Literal["two_level_bootstrap"] = "two_level_bootstrap"
+    # Welch t over training seeds with the test-item variance in its standard error (stats.seed_item_test)
+    test: Literal["seed_item_welch"] = "seed_item_welch"
     in_pair: str = "task"  # the in-pair test set's name in the transfer matrix (e.g. en_hi)
 
     def validate(self, where: str) -> None:
@@ -90,6 +91,29 @@ def build_report(
     eval_dir, predictions_dir = Path(eval_dir), Path(predictions_dir)
     runs = {m: _read_run(m, eval_dir, predictions_dir) for m in methods}
     train_labels = [r["label"] for r in read_jsonl(train_path)]
+
+    def baselines(name: str, gold: list[str]) -> dict[str, dict]:
+        return {
+            "majority_class": majority_baseline(gold, train_labels),
+            "stratified_random": stratified_baseline(gold, train_labels),
+        }
+
+    summary = summarize(runs, params, baselines, eval_dir)
+    write_json(summary_path, summary)
+    with atomic_file(table_path) as fh:
+        fh.write(markdown_table(summary, params.alpha))
+    return summary
+
+
+def summarize(runs: dict[str, tuple[dict, dict]], params: ReportParams, baselines, eval_dir: Path) -> dict:
+    """The summary of ``runs`` (method → its evaluate metrics and predictions, in table order): per method and
+    test set the seed statistics and the test against the reference, Holm-adjusted over the table.
+
+    ``baselines(name, gold)`` gives a test set's chance rows. The report stage computes them from the training
+    labels; a record (:mod:`cmmerge.records`) passes the ones it holds, so its table is tested again by this
+    code from the record's own predictions.
+    """
+    methods = list(runs)
     ref = params.reference if params.reference in runs else None
     if ref is None:
         log.warning("reference method '%s' is not among the methods; no significance tests", params.reference)
@@ -116,13 +140,16 @@ def build_report(
                 raise DataError(f"{name}: the test items of '{m}' and '{methods[0]}' differ; rerun evaluate for both")
         matches = set(gold) == set(labels)
         summary["label_sets"][name] = {"gold": sorted(set(gold)), "matches_task": matches, "n": len(gold)}
-        summary["baselines"]["majority_class"][name] = majority_baseline(gold, train_labels)
-        summary["baselines"]["stratified_random"][name] = stratified_baseline(gold, train_labels)
+        for b, entry in baselines(name, gold).items():
+            summary["baselines"][b][name] = entry
         preds = {m: list(runs[m][1]["sets"][name]["pred"].values()) for m in methods}
         scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.seed)
+        f1: dict[str, list[float]] = {}  # per run, in the order of the predictions (the rows of scores[m])
         for m in methods:
-            per_seed = _seed_f1(runs[m][0], name, list(runs[m][1]["sets"][name]["pred"]), eval_dir / f"{m}.json")
-            stats = {**seed_interval(list(per_seed.values())), **two_level_interval(scores[m], params.seed)}
+            seeds = list(runs[m][1]["sets"][name]["pred"])
+            per_seed = _seed_f1(runs[m][0], name, seeds, eval_dir / f"{m}.json")
+            f1[m] = [per_seed[s] for s in seeds]
+            stats = {**seed_interval(f1[m]), **seed_item_interval(scores[m], f1[m])}
             summary["methods"][m][name] = {**stats, "seeds": per_seed}
             summary["predicted_labels"][m][name] = {
                 s: label_distribution(p, labels) for s, p in runs[m][1]["sets"][name]["pred"].items()
@@ -132,11 +159,9 @@ def build_report(
             continue
         for m in methods:
             if m != ref:
-                here, there = summary["methods"][m][name], summary["methods"][ref][name]
                 same = same_model(runs[m][1]["sets"][name]["pred"], runs[ref][1]["sets"][name]["pred"])
-                here[f"vs_{ref}"] = same or two_level_bootstrap(
-                    scores[m], scores[ref], here["mean"], there["mean"], params.seed
-                )
+                test = same or seed_item_test(scores[m], scores[ref], f1[m], f1[ref])
+                summary["methods"][m][name][f"vs_{ref}"] = test
                 if same is None:
                     tests.append((m, name))
     # one family per table: every comparison with the reference, over methods and test sets
@@ -144,9 +169,6 @@ def build_report(
     for (m, name), p in zip(tests, adjusted, strict=True):
         summary["methods"][m][name][f"vs_{ref}"]["p_holm"] = p
     summary["n_comparisons"] = len(tests)
-    write_json(summary_path, summary)
-    with atomic_file(table_path) as fh:
-        fh.write(markdown_table(summary, params.alpha))
     return summary
 
 
@@ -165,6 +187,21 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
 NO_SPREAD = "(± 0.0 is no measure of spread)"  # what a table of one seed says of its ± column
 
 
+def significance_caption(summary: dict, alpha: float, family: str = "this table") -> str:
+    """How a summary's p-values and the interval column were computed, for the sentence under its table."""
+    one_seed = sorted(m for m, e in summary["methods"].items() if e["task"]["n_seeds"] == 1)
+    text = (
+        "from a Welch t-test over training seeds whose standard error also holds the test-item variance "
+        f"({summary['n_boot']:,} item resamples; Welch–Satterthwaite degrees of freedom), Holm-corrected over the "
+        f"{summary['n_comparisons']} comparisons in {family}; * marks p < {alpha}. The interval column is the "
+        "t-interval of the seed mean with the same two parts"
+    )
+    if one_seed:
+        names = "all methods" if len(one_seed) == len(summary["methods"]) else ", ".join(f"`{m}`" for m in one_seed)
+        text += f". With one seed ({names}) no seed variance can be estimated: those tests cover test items only"
+    return text
+
+
 def same_model_cell(ref: str) -> str:
     """What a table cell says instead of a difference and p-value for a method that trained ``ref``'s model."""
     return f" (same model as `{ref}`)"
@@ -173,8 +210,8 @@ def same_model_cell(ref: str) -> str:
 def same_model_note(ref: str) -> str:
     """The sentence under a table that has a :func:`same_model_cell`."""
     return (
-        f"*same model as `{ref}`*: identical predictions on every seed and item (the method trained the same "
-        "weights), so no test and not counted in the Holm family."
+        f"*same model as `{ref}`*: identical predictions on every seed and item (as when task arithmetic with "
+        "λ = 0 starts from θ_base, where the reference starts), so no test and not counted in the Holm family."
     )
 
 
@@ -201,7 +238,8 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
     for m in summary.get("method_order", summary["methods"]):
         entry = summary["methods"][m]
         cells = [f"`{m}`", *[_cell(entry[s], ref, alpha) for s in sets]]
-        cells.append(f"[{100 * entry['task']['boot_ci95_low']:.1f}, {100 * entry['task']['boot_ci95_high']:.1f}]")
+        low, high = (100 * entry["task"][f"ci95_seeds_items_{k}"] for k in ("low", "high"))
+        cells.append(f"[{low:.1f}, {high:.1f}]")
         lines.append("| " + " | ".join(cells) + " |")
     for b, entry in summary["baselines"].items():
         lines.append("| " + " | ".join([f"*{b}*", *[f"{100 * entry[s]['macro_f1']:.1f}" for s in sets], "–"]) + " |")
@@ -214,9 +252,7 @@ def markdown_table(summary: dict, alpha: float = 0.05, caption: str = "") -> str
             else f"Macro-F1 × 100, mean ± std over {'/'.join(map(str, n_seeds))} seeds."
         )
         + (
-            f" In parentheses: difference to `{ref}` and its p-value from a two-level bootstrap "
-            f"({summary['n_boot']:,} resamples of training seeds and test items together), Holm-corrected over "
-            f"the {summary['n_comparisons']} comparisons in this table; * marks p < {alpha}."
+            f" In parentheses: difference to `{ref}` and its p-value, {significance_caption(summary, alpha)}."
             if ref
             else ""
         ),

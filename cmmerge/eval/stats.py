@@ -1,11 +1,12 @@
 """Statistics over seeds and test items: intervals, significance tests, multiple comparisons, chance baselines.
 
 Two sources of variance matter in these comparisons: the training seed and the sample of test
-items. ``seed_interval`` summarises the first (t-interval over per-seed scores). The report's test
-is :func:`two_level_bootstrap`, which resamples both: test items (shared by the compared systems) and
-each system's training runs. ``paired_bootstrap`` and ``approximate_randomization`` resample items
-only, treating the trained models as fixed; they answer "is this set of models better on this
-population of items", not "is this method better", and are kept for that narrower question.
+items. ``seed_interval`` summarises the first (t-interval over per-seed scores). The report's test is
+:func:`seed_item_test`, a Welch t-test over training seeds whose standard error also holds the variance over
+resamples of the test items (shared by the compared systems). ``paired_bootstrap`` and
+``approximate_randomization`` resample items only, treating the trained models as fixed; they answer "is this
+set of models better on this population of items", not "is this method better", and are kept for that
+narrower question.
 p-values of one table are corrected together with :func:`holm`.
 """
 
@@ -188,7 +189,7 @@ def resampled_seed_scores(
     ``preds`` maps a system name to its runs (one prediction list per training seed). Returns, per
     system, an array ``(n_runs, n_boot)``: row ``s`` is run ``s`` scored on each resample. All systems
     see the same item resamples (drawn from ``seed``), so differences between them are paired over
-    items; :func:`two_level_bootstrap` then resamples the runs. One bincount per run and block of
+    items; :func:`seed_item_test` takes the item variance from them. One bincount per run and block of
     resamples (``python benchmarks/stats.py`` times it at the real experiment's size).
     """
     names = list(preds)
@@ -201,46 +202,87 @@ def resampled_seed_scores(
     return result
 
 
-def _resample_runs(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mean over a resample of the runs (drawn with replacement) for each item resample: ``(n_boot,)``."""
-    n_runs, n_boot = scores.shape
-    pick = rng.integers(0, n_runs, (n_boot, n_runs))
-    return scores[pick, np.arange(n_boot)[:, None]].mean(axis=1)
+def _welch_df(components: Sequence[tuple[float, float]]) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of variance estimates, each ``(variance, df)``."""
+    total = sum(v for v, _ in components)
+    denom = sum(v * v / df for v, df in components if df > 0 and v > 0)
+    return math.inf if denom == 0 else total * total / denom
 
 
-def two_level_bootstrap(
-    scores_a: np.ndarray, scores_b: np.ndarray, point_a: float, point_b: float, seed: int = 0
+def _seed_term(f1_runs: Sequence[float]) -> tuple[float, float]:
+    """The seed part of the variance of a seed mean, ``s²/n``, and its degrees of freedom (0 for one run)."""
+    x = np.asarray(f1_runs, dtype=float)
+    return (float(x.var(ddof=1)) / len(x), len(x) - 1) if len(x) > 1 else (0.0, 0)
+
+
+def seed_item_test(
+    scores_a: np.ndarray, scores_b: np.ndarray, f1_a: Sequence[float], f1_b: Sequence[float], confidence: float = 0.95
 ) -> dict:
-    """Two-level bootstrap test of seed-mean macro-F1, system A vs system B.
+    """Welch t-test of seed-mean macro-F1, system A vs system B, with the test-item variance in its standard error.
 
-    ``scores_a``/``scores_b`` are :func:`resampled_seed_scores` arrays of both systems on the same item
-    resamples. Each resample also draws A's and B's training runs with replacement, independently (a
-    run of A shares nothing with a run of B but the items), so both sources of variance count: which
-    test items, and which training seeds. A method that is better on one lucky seed only is not
-    significant, since a third of the resamples of 3 seeds leave that seed out. The two-sided p-value
-    is twice the smaller share of resampled differences on either side of zero, floored at
-    ``1/(n_boot+1)``; the interval is the percentile interval of the difference.
+    Two sources of variance make the observed difference Δ = mean(f1_a) − mean(f1_b) uncertain:
+    which training seeds ran, and which test items were drawn. The seed part is each method's sample variance
+    over its runs, ``s²/n`` (the runs are scored on the same items, so this is the variance a new set of seeds
+    would add on these items); the item part is the variance of the seed-averaged difference over
+    ``scores_a``/``scores_b``, the :func:`resampled_seed_scores` of both systems on the same item resamples
+    (paired over items, every run kept). The standard error is the root of their sum; the degrees of freedom
+    are Welch–Satterthwaite's, so three seeds give a t with about two to four degrees of freedom, not a
+    normal. A percentile bootstrap that resampled the three seeds instead (this project's earlier test) rejects
+    a true null far more often than α when seed noise outweighs item noise: a bootstrap over three values has
+    ten distinct means and shrinks their variance by 2/3 (``python benchmarks/calibration.py`` simulates both).
+    A method better on one lucky seed only has a large ``s²`` and is not significant. Where item noise
+    dominates the test is conservative: runs that err on different items differ from each other, and the same
+    disagreement also widens the item part.
+
+    A method with one run has no seed variance to estimate: its seed part is 0, which tests the items only
+    for that run (``seed_variance_known`` False; tables say so). ``f1_a``/``f1_b``: each run's macro-F1 on
+    all test items. Returns the difference, the two-sided p-value, the ``confidence`` interval, the
+    standard error's parts and the degrees of freedom.
     """
+    from scipy import stats
+
     if scores_a.shape[1] != scores_b.shape[1]:
         raise ValueError("both systems must be scored on the same item resamples")
-    n_boot = scores_a.shape[1]
-    rng = np.random.default_rng(seed)
-    diffs = _resample_runs(scores_a, rng) - _resample_runs(scores_b, rng)
-    p = _two_sided_p(diffs)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    if len(f1_a) != len(scores_a) or len(f1_b) != len(scores_b):
+        raise ValueError("one macro-F1 per run of each system, in the order of its resampled scores")
+    delta = float(np.mean(f1_a) - np.mean(f1_b))
+    seed_a, seed_b = _seed_term(f1_a), _seed_term(f1_b)
+    diffs = scores_a.mean(axis=0) - scores_b.mean(axis=0)
+    item = (float(diffs.var(ddof=1)) if len(diffs) > 1 else 0.0, math.inf)
+    var = seed_a[0] + seed_b[0] + item[0]
+    df = _welch_df([seed_a, seed_b, item])
+    se = math.sqrt(var)
+    if se == 0:  # nothing varies: identical systems, or a difference without any spread
+        p, half = (1.0 if delta == 0 else 0.0), 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(delta) / se, df))
+        half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
     return {
-        "delta_macro_f1": float(point_a - point_b),
+        "delta_macro_f1": delta,
         "p_value": p,
-        "delta_ci95_low": float(lo),
-        "delta_ci95_high": float(hi),
-        "n_boot": n_boot,
+        "delta_ci95_low": delta - half,
+        "delta_ci95_high": delta + half,
+        "se_seeds": math.sqrt(seed_a[0] + seed_b[0]),
+        "se_items": math.sqrt(item[0]),
+        "df": df,
+        "seed_variance_known": min(len(f1_a), len(f1_b)) > 1,
+        "n_boot": int(scores_a.shape[1]),
     }
 
 
-def two_level_interval(scores: np.ndarray, seed: int = 0) -> dict:
-    """Percentile 95% interval of the seed-mean macro-F1, resampling runs and items together."""
-    lo, hi = np.percentile(_resample_runs(scores, np.random.default_rng(seed)), [2.5, 97.5])
-    return {"boot_ci95_low": float(lo), "boot_ci95_high": float(hi), "n_boot": scores.shape[1]}
+def seed_item_interval(scores: np.ndarray, f1_runs: Sequence[float], confidence: float = 0.95) -> dict:
+    """Student-t interval of a system's seed-mean macro-F1 whose standard error adds the item variance (the
+    variance of the seed mean over :func:`resampled_seed_scores` resamples) to the seed variance ``s²/n``;
+    Welch–Satterthwaite degrees of freedom, as in :func:`seed_item_test`."""
+    from scipy import stats
+
+    mean = float(np.mean(f1_runs))
+    seed = _seed_term(f1_runs)
+    means = scores.mean(axis=0)
+    item = (float(means.var(ddof=1)) if len(means) > 1 else 0.0, math.inf)
+    se = math.sqrt(seed[0] + item[0])
+    half = float(stats.t.ppf(0.5 + confidence / 2, _welch_df([seed, item])) * se) if se > 0 else 0.0
+    return {"ci95_seeds_items_low": mean - half, "ci95_seeds_items_high": mean + half, "n_boot": int(scores.shape[1])}
 
 
 def same_model(preds_a, preds_b) -> dict | None:

@@ -87,7 +87,15 @@ def test_summary_and_table(fake_run):
     for m, entry in summary["methods"].items():
         assert set(entry) == {"task", "en_es"}
         f1 = entry["task"]
-        assert {"mean", "std", "ci95_low", "ci95_high", "boot_ci95_low", "boot_ci95_high", "seeds"} <= set(f1)
+        assert {
+            "mean",
+            "std",
+            "ci95_low",
+            "ci95_high",
+            "ci95_seeds_items_low",
+            "ci95_seeds_items_high",
+            "seeds",
+        } <= set(f1)
         assert f1["ci95_low"] <= f1["mean"] <= f1["ci95_high"]
         # the per-seed scores are the evaluate stage's, not recomputed
         evaluated = json.loads((root / "eval" / f"{m}.json").read_text())

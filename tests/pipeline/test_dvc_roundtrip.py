@@ -98,7 +98,7 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
     summary = json.loads((repo / "metrics/summary.json").read_text())
     assert set(summary["methods"]) == set(METHODS)
     for entry in summary["methods"].values():
-        assert {"mean", "std", "ci95_low", "ci95_high", "boot_ci95_low"} <= set(entry["task"])
+        assert {"mean", "std", "ci95_low", "ci95_high", "ci95_seeds_items_low"} <= set(entry["task"])
     assert "nothing to reproduce" in dvc(repo, "repro").stdout.lower() or not ran_stages(dvc(repo, "repro").stdout)
 
 
