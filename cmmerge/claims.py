@@ -166,7 +166,8 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
         if r["status"] == "identical":
             lines.append(
                 f"| {c.claim} ({c.source}) | {comparison} | +0.0 (identical predictions on every seed and item) | – | "
-                f"same model: the two methods trained identical weights, nothing to test | {_claimed(c)} | – |"
+                "no test: the two methods predict alike on every seed and item (as the same model would) | "
+                f"{_claimed(c)} | – |"
             )
             continue
         if r["status"] != "tested":

@@ -289,7 +289,7 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     table = claims_table(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
     assert ta["p_holm"] < 0.05, "the demo's ta_ft gain is large enough to stay significant after Holm"
     assert "higher (Holm p < 0.05)" in table and "no difference detected at Holm-corrected 0.05" in table
-    assert "same model: the two methods trained identical weights, nothing to test" in table
+    assert "no test: the two methods predict alike on every seed and item (as the same model would)" in table
     assert "Holm-corrected over the 2 claims tested" in table, "an identical pair is not a test"
     assert "The sweep chose" not in table, "this record has no sweep"
     # the verdict follows the Holm-corrected p, not the unadjusted interval: a gain whose own test has p = 0.03

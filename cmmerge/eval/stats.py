@@ -273,7 +273,7 @@ def seed_item_test(
 def seed_item_interval(scores: np.ndarray, f1_runs: Sequence[float], confidence: float = 0.95) -> dict:
     """Student-t interval of a system's seed-mean macro-F1 whose standard error adds the item variance (the
     variance of the seed mean over :func:`resampled_seed_scores` resamples) to the seed variance ``s²/n``;
-    Welch–Satterthwaite degrees of freedom, as in :func:`seed_item_test`."""
+    Welch–Satterthwaite degrees of freedom, as in :func:`seed_item_test`; cut to [0, 1], where macro-F1 lies."""
     from scipy import stats
 
     mean = float(np.mean(f1_runs))
@@ -282,7 +282,9 @@ def seed_item_interval(scores: np.ndarray, f1_runs: Sequence[float], confidence:
     item = (float(means.var(ddof=1)) if len(means) > 1 else 0.0, math.inf)
     se = math.sqrt(seed[0] + item[0])
     half = float(stats.t.ppf(0.5 + confidence / 2, _welch_df([seed, item])) * se) if se > 0 else 0.0
-    return {"ci95_seeds_items_low": mean - half, "ci95_seeds_items_high": mean + half, "n_boot": int(scores.shape[1])}
+    # macro-F1 lies in [0, 1]: with few seeds and a wide spread the symmetric t-interval can cross a bound
+    low, high = max(0.0, mean - half), min(1.0, mean + half)
+    return {"ci95_seeds_items_low": low, "ci95_seeds_items_high": high, "n_boot": int(scores.shape[1])}
 
 
 def same_model(preds_a, preds_b) -> dict | None:
