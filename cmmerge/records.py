@@ -35,12 +35,12 @@ import yaml
 
 from cmmerge.checksums import sha256_file
 from cmmerge.errors import DataError
+from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
 
 RESULTS = Path("results")
 MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_INDEX_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _CODE_PREFIXES = ("cmmerge/", "stages/", "configs/", "params.yaml", "dvc.yaml")
 # README blocks: <!-- results:NAME[:PART] --> ... <!-- /results:NAME[:PART] -->, regenerated from results/NAME
 _BLOCK = re.compile(
@@ -94,15 +94,12 @@ def _compact_predictions(predictions_dir: Path) -> tuple[dict, dict[str, dict]]:
     for path in sorted(predictions_dir.glob("*.json")):
         data = read_json(path)
         labels = data["labels"]
-        if len(labels) > len(_INDEX_CHARS):
-            raise DataError(f"{path}: {len(labels)} labels; compact predictions hold at most {len(_INDEX_CHARS)}")
-        index = {lab: _INDEX_CHARS[i] for i, lab in enumerate(labels)}
         out = {"labels": labels, "sets": {}}
         for name, block in data["sets"].items():
             seen = items.setdefault(name, {"ids": block["ids"], "gold": block["gold"]})
             if seen["ids"] != block["ids"] or seen["gold"] != block["gold"]:
                 raise DataError(f"{path}: test set '{name}' holds other items than the other methods' predictions")
-            out["sets"][name] = {seed: "".join(index[p] for p in preds) for seed, preds in block["pred"].items()}
+            out["sets"][name] = {seed: encode(preds, labels, str(path)) for seed, preds in block["pred"].items()}
         methods[path.stem] = out
     if not methods:
         raise DataError(f"{predictions_dir}: no predictions (run the evaluate stages first)")
@@ -115,13 +112,12 @@ def expand_predictions(record_dir: str | Path, method: str) -> dict:
     items = read_json(record_dir / "predictions" / "items.json")
     data = read_json(record_dir / "predictions" / f"{method}.json")
     labels = data["labels"]
-    label_of = dict(zip(_INDEX_CHARS, labels, strict=False))  # labels use the first len(labels) characters
     return {
         "labels": labels,
         "sets": {
             name: {
                 **items[name],
-                "pred": {seed: [label_of[c] for c in codes] for seed, codes in seeds.items()},
+                "pred": {seed: decode(codes, labels) for seed, codes in seeds.items()},
             }
             for name, seeds in data["sets"].items()
         },
@@ -295,7 +291,13 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
     if part == "adamergex":
         summary = retested_summary(root, path, root / "metrics" / "adamergex" / "eval", params)
         return markdown_table(summary, alpha, caption=_adamergex_caption(root, params))
-    return curve_table(read_json(path), alpha, FIGURES / f"{name}_curve.svg")
+    summary = read_json(path)
+    if "predictions" in summary:  # tested again by this code, as the methods table is
+        from cmmerge.eval.curve import compare_with_reference
+
+        curve = params.get("curve", {})
+        compare_with_reference(summary, curve.get("n_boot", summary["n_boot"]), curve.get("boot_seed", 0))
+    return curve_table(summary, alpha, FIGURES / f"{name}_curve.svg")
 
 
 def retested_summary(root: Path, summary_path: Path, eval_dir: Path, params: dict) -> dict:
@@ -422,7 +424,7 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
             f"Holm-corrected over the {summary['n_comparisons']} comparisons the run counted; * marks p < {alpha}. "
             "That bootstrap resamples three seeds, which understates their variance: it rejects a true null more "
             "often than the nominal rate (`python benchmarks/calibration.py`), so these p-values are optimistic. The "
-            "record keeps no per-item predictions of the curve, so they cannot be tested again."
+            "record keeps no per-item predictions of the curve (its run predates them), so they cannot be tested again."
         )
         + (
             f" {same_model_note(ref)}"

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmmerge.data.prepare import PrepareParams, prepare
-from cmmerge.errors import ConfigError
+from cmmerge.errors import ConfigError, DataError
+from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import require
 from cmmerge.train.finetune import FinetuneParams, MethodSpec
@@ -83,7 +84,6 @@ def run_curve(
 
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.predict import Classifier
-    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
     from cmmerge.train.finetune import run_finetune
 
     params.validate("curve")
@@ -92,6 +92,7 @@ def run_curve(
         raise ConfigError(f"curve.methods: {', '.join(unknown)} not in methods (known: {', '.join(methods)})")
     work_dir = Path(work_dir)
     sizes: dict[int, dict] = {}
+    predictions: dict[str, dict] = {}
     gold: list[str] = []
     labels: list[str] = []
     for n in params.sizes:
@@ -102,6 +103,8 @@ def run_curve(
         labels_path = prepared / "labels.json"
         labels = read_json(labels_path)
         test = read_jsonl(prepared / "task" / "test.jsonl")
+        if gold and [r["label"] for r in test] != gold:
+            raise DataError(f"{prepared}: the task test set differs between training sizes; prepare keeps it whole")
         gold = [r["label"] for r in test]
         preds: dict[str, list[list[str]]] = {}
         done: dict[str, tuple[str, dict]] = {}  # fingerprint -> (method, cell) of the cells of this size so far
@@ -157,34 +160,21 @@ def run_curve(
         for entry in sizes[n]["methods"].values():
             values = list(entry["seeds"].values())
             entry.update(mean=float(np.mean(values)), std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
-        reference = params.methods[0]
-        if len(params.methods) > 1:
-            scores = resampled_seed_scores(gold, preds, labels, params.n_boot, params.boot_seed)
-            sizes[n]["vs_reference"] = {
-                m: same_model(preds[m], preds[reference])
-                or seed_item_test(
-                    scores[m],
-                    scores[reference],
-                    [sizes[n]["methods"][m]["seeds"][str(s)] for s in params.seeds],
-                    [sizes[n]["methods"][reference]["seeds"][str(s)] for s in params.seeds],
-                )
-                for m in params.methods[1:]
-            }
-    tests = [
-        (n, m) for n in params.sizes for m, v in sizes[n].get("vs_reference", {}).items() if not v.get("identical")
-    ]
-    for (n, m), p in zip(tests, holm([sizes[n]["vs_reference"][m]["p_value"] for n, m in tests]), strict=True):
-        sizes[n]["vs_reference"][m]["p_holm"] = p
+        predictions[str(n)] = {
+            m: {str(s): encode(p, labels, f"curve n={n} {m}") for s, p in zip(params.seeds, runs, strict=True)}
+            for m, runs in preds.items()
+        }
     summary = {
         "reference": params.methods[0],
         "methods": list(params.methods),
         "seeds": list(params.seeds),
         "n_boot": params.n_boot,
-        "test": "seed_item_welch",  # stats.seed_item_test
-        "n_comparisons": len(tests),
         "test_items": len(gold),
         "sizes": {str(n): sizes[n] for n in params.sizes},
+        # every cell's per-item test predictions (compact), so a record's curve can be tested again
+        "predictions": {"labels": labels, "gold": encode(gold, labels, "curve test set"), "sizes": predictions},
     }
+    compare_with_reference(summary, params.n_boot, params.boot_seed)
     records = []
     for n in params.sizes:
         rec = {"rows": sizes[n]["rows"]}
@@ -196,6 +186,41 @@ def run_curve(
     write_json(summary_path, summary)
     if png_path is not None:
         save_curve_figure(summary, png_path)
+    return summary
+
+
+def compare_with_reference(summary: dict, n_boot: int, boot_seed: int) -> dict:
+    """Test every method against the reference (the first) at every size, from ``summary["predictions"]``.
+
+    Writes each size's ``vs_reference`` (a :func:`cmmerge.eval.stats.seed_item_test` result, or ``identical``
+    for identical predictions) with Holm-adjusted p-values over all sizes and methods, and the summary's
+    ``test``, ``n_boot`` and ``n_comparisons``. The curve stage calls it; so does a record of the curve, which
+    is tested again by the current code. Returns ``summary``.
+    """
+    from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
+
+    stored = summary["predictions"]
+    labels = stored["labels"]
+    gold = decode(stored["gold"], labels)
+    reference, seeds = summary["methods"][0], [str(s) for s in summary["seeds"]]
+    tests = []
+    for n, entry in summary["sizes"].items():
+        entry.pop("vs_reference", None)
+        if len(summary["methods"]) < 2:
+            continue
+        preds = {m: [decode(stored["sizes"][n][m][s], labels) for s in seeds] for m in summary["methods"]}
+        scores = resampled_seed_scores(gold, preds, labels, n_boot, boot_seed)
+        f1 = {m: [entry["methods"][m]["seeds"][s] for s in seeds] for m in summary["methods"]}
+        entry["vs_reference"] = {
+            m: same_model(preds[m], preds[reference])
+            or seed_item_test(scores[m], scores[reference], f1[m], f1[reference])
+            for m in summary["methods"][1:]
+        }
+        tests += [(n, m) for m, v in entry["vs_reference"].items() if not v.get("identical")]
+    adjusted = holm([summary["sizes"][n]["vs_reference"][m]["p_value"] for n, m in tests])
+    for (n, m), p in zip(tests, adjusted, strict=True):
+        summary["sizes"][n]["vs_reference"][m]["p_holm"] = p
+    summary.update(test="seed_item_welch", n_boot=n_boot, n_comparisons=len(tests))
     return summary
 
 

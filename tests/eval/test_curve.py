@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -14,7 +15,8 @@ from cmmerge.data.cleaning import CleaningParams
 from cmmerge.data.loaders import DatasetSpec
 from cmmerge.data.prepare import PrepareParams, prepare
 from cmmerge.errors import ConfigError
-from cmmerge.eval.curve import CurveParams, run_curve
+from cmmerge.eval.compact import decode
+from cmmerge.eval.curve import CurveParams, compare_with_reference, run_curve
 from cmmerge.eval.metrics import classification_metrics
 from cmmerge.fsutil import read_json, read_jsonl
 from cmmerge.models import export_base
@@ -88,6 +90,16 @@ def test_curve_points_are_the_pipelines_data_and_cells_are_kept(setup, tmp_path,
         assert entry["vs_reference"]["joint_ft"]["p_holm"] >= entry["vs_reference"]["joint_ft"]["p_value"]
     assert summary["n_comparisons"] == 2
     assert json.loads((tmp_path / "curve.json").read_text())[1]["rows"] == 60
+    # the summary keeps every cell's predictions (compact), and testing again from them (as a record of the
+    # curve is tested at render time) gives the stage's own results
+    stored = summary["predictions"]
+    assert decode(stored["gold"], stored["labels"]) == gold
+    cell = read_json(tmp_path / "cells/n60/joint_ft/seed2.json")
+    assert decode(stored["sizes"]["60"]["joint_ft"]["2"], stored["labels"]) == cell["predictions"]
+    again = copy.deepcopy(summary)
+    for entry in again["sizes"].values():
+        entry["vs_reference"] = {}
+    assert compare_with_reference(again, curve.n_boot, curve.boot_seed) == summary
 
     # a rerun keeps every finished cell: fine-tuning is not called again and the summary is the same
     def no_training(*args, **kwargs):
