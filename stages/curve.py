@@ -1,8 +1,8 @@
 """DVC stage ``curve``: test macro-F1 of the listed methods against the number of task training rows.
 
-metrics/curve.json (DVC plot records), metrics/curve_summary.json (means, stds, two-level bootstrap
-differences to the reference per size), metrics/png/curve.png. Finished cells are kept in models/curve,
-so a killed run resumes at the first missing one.
+metrics/curve.json (DVC plot records), metrics/curve_summary.json (means, stds, differences to the reference per
+size tested over seeds and items, every cell's predictions), metrics/png/curve.png. Finished cells are kept in
+models/curve, so a killed run resumes at the first missing one.
 """
 
 from cmmerge.data.prepare import PrepareParams
