@@ -176,6 +176,8 @@ def claims_table(
 ) -> str:
     """The claims of the seed papers against a record, as Markdown; ``alpha``, ``model_name``: the record's
     ``report.alpha`` and ``model.name``."""
+    from cmmerge.eval.report import welch_phrase
+
     rows = evaluate_claims(record_dir, claims, n_boot, seed)
     lines = [
         "| claim (source) | comparison | Δ macro-F1 [95% CI] | p (Holm) | verdict | claimed Δ | claimed Δ vs CI |",
@@ -203,9 +205,8 @@ def claims_table(
     return (
         "\n".join(lines)
         + f"\n\nEach claim tested on this record's per-item predictions: difference of seed-mean macro-F1 × 100, "
-        f"95% interval and p-value of a Welch t-test over training seeds whose standard error also holds the "
-        f"test-item variance ({n_boot:,} item resamples), Holm-corrected over the {tested} claims tested (a family "
-        "of its own, apart from the methods table's); the verdict follows the Holm-corrected p-value "
+        f"95% interval and p-value of {welch_phrase(n_boot)}, Holm-corrected over the {tested} claims tested (a "
+        "family of its own, apart from the methods table's); the verdict follows the Holm-corrected p-value "
         f"at {alpha:g}, the interval is per comparison (not adjusted). "
         '"Claimed Δ vs CI": whether the interval excludes every difference of the size the paper reports (and on which '
         'side) or not; "not excluded" is no support for the claim, only the absence of evidence against it. '

@@ -386,7 +386,7 @@ def _adamergex_caption(root: Path, params: dict) -> str:
 def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
     """The learning curve as Markdown: macro-F1 per size and method, each method's difference to the reference
     with its Holm-adjusted p-value (the test the run's code made), and a link to the figure."""
-    from cmmerge.eval.report import NO_SPREAD, same_model_cell, same_model_note
+    from cmmerge.eval.report import NO_SPREAD, same_model_cell, same_model_note, welch_phrase
 
     methods, ref = summary["methods"], summary["reference"]
     sizes = sorted(summary["sizes"].values(), key=lambda s: s["rows"])
@@ -416,8 +416,7 @@ def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:
         )
         + f". In parentheses: difference to `{ref}` at the same size and its p-value, "
         + (
-            f"from a Welch t-test over seeds whose standard error also holds the test-item variance "
-            f"({summary['n_boot']:,} item resamples), Holm-corrected over the {summary['n_comparisons']} comparisons "
+            f"from {welch_phrase(summary['n_boot'])}, Holm-corrected over the {summary['n_comparisons']} comparisons "
             f"of this table; * marks p < {alpha}."
             if summary.get("test") == "seed_item_welch"
             else f"from the run's own test, a two-level bootstrap ({summary['n_boot']:,} resamples of seeds and items) "

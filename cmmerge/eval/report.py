@@ -187,14 +187,22 @@ def _cell(stats: dict, ref: str | None, alpha: float) -> str:
 NO_SPREAD = "(± 0.0 is no measure of spread)"  # what a table of one seed says of its ± column
 
 
-def significance_caption(summary: dict, alpha: float, family: str = "this table") -> str:
+def welch_phrase(n_boot: int) -> str:
+    """The name of the test every table uses (:func:`cmmerge.eval.stats.seed_item_test`), for captions: the methods
+    and AdaMergeX tables, the learning curve and the claims."""
+    return (
+        "a Welch t-test over training seeds whose standard error also holds the test-item variance "
+        f"({n_boot:,} item resamples; Welch–Satterthwaite degrees of freedom)"
+    )
+
+
+def significance_caption(summary: dict, alpha: float) -> str:
     """How a summary's p-values and the interval column were computed, for the sentence under its table."""
     one_seed = sorted(m for m, e in summary["methods"].items() if e["task"]["n_seeds"] == 1)
     text = (
-        "from a Welch t-test over training seeds whose standard error also holds the test-item variance "
-        f"({summary['n_boot']:,} item resamples; Welch–Satterthwaite degrees of freedom), Holm-corrected over the "
-        f"{summary['n_comparisons']} comparisons in {family}; * marks p < {alpha}. The interval column is the "
-        "t-interval of the seed mean with the same two parts"
+        f"from {welch_phrase(summary['n_boot'])}, Holm-corrected over the {summary['n_comparisons']} comparisons in "
+        f"this table; * marks p < {alpha}. The interval column is the t-interval of the seed mean with the same "
+        "two parts"
     )
     if one_seed:
         names = "all methods" if len(one_seed) == len(summary["methods"]) else ", ".join(f"`{m}`" for m in one_seed)

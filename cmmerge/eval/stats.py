@@ -215,6 +215,21 @@ def _seed_term(f1_runs: Sequence[float]) -> tuple[float, float]:
     return (float(x.var(ddof=1)) / len(x), len(x) - 1) if len(x) > 1 else (0.0, 0)
 
 
+def _item_term(resampled: np.ndarray) -> tuple[float, float]:
+    """The item part: the variance of a seed-averaged statistic over the item resamples (unbounded df)."""
+    return (float(resampled.var(ddof=1)) if len(resampled) > 1 else 0.0, math.inf)
+
+
+def _t_interval(components: Sequence[tuple[float, float]], confidence: float) -> tuple[float, float, float]:
+    """Standard error (root of the summed variance parts), Welch–Satterthwaite df and the t-interval's half width
+    (0 when nothing varies) of an estimate whose variance is the sum of ``components``, each ``(variance, df)``."""
+    from scipy import stats
+
+    se = math.sqrt(sum(v for v, _ in components))
+    df = _welch_df(components)
+    return se, df, float(stats.t.ppf(0.5 + confidence / 2, df) * se) if se > 0 else 0.0
+
+
 def seed_item_test(
     scores_a: np.ndarray, scores_b: np.ndarray, f1_a: Sequence[float], f1_b: Sequence[float], confidence: float = 0.95
 ) -> dict:
@@ -247,16 +262,10 @@ def seed_item_test(
         raise ValueError("one macro-F1 per run of each system, in the order of its resampled scores")
     delta = float(np.mean(f1_a) - np.mean(f1_b))
     seed_a, seed_b = _seed_term(f1_a), _seed_term(f1_b)
-    diffs = scores_a.mean(axis=0) - scores_b.mean(axis=0)
-    item = (float(diffs.var(ddof=1)) if len(diffs) > 1 else 0.0, math.inf)
-    var = seed_a[0] + seed_b[0] + item[0]
-    df = _welch_df([seed_a, seed_b, item])
-    se = math.sqrt(var)
-    if se == 0:  # nothing varies: identical systems, or a difference without any spread
-        p, half = (1.0 if delta == 0 else 0.0), 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(delta) / se, df))
-        half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+    item = _item_term(scores_a.mean(axis=0) - scores_b.mean(axis=0))
+    se, df, half = _t_interval([seed_a, seed_b, item], confidence)
+    # se 0: nothing varies (identical systems, or a difference without any spread)
+    p = float(2 * stats.t.sf(abs(delta) / se, df)) if se > 0 else (1.0 if delta == 0 else 0.0)
     return {
         "delta_macro_f1": delta,
         "p_value": p,
@@ -274,14 +283,8 @@ def seed_item_interval(scores: np.ndarray, f1_runs: Sequence[float], confidence:
     """Student-t interval of a system's seed-mean macro-F1 whose standard error adds the item variance (the
     variance of the seed mean over :func:`resampled_seed_scores` resamples) to the seed variance ``s²/n``;
     Welch–Satterthwaite degrees of freedom, as in :func:`seed_item_test`; cut to [0, 1], where macro-F1 lies."""
-    from scipy import stats
-
     mean = float(np.mean(f1_runs))
-    seed = _seed_term(f1_runs)
-    means = scores.mean(axis=0)
-    item = (float(means.var(ddof=1)) if len(means) > 1 else 0.0, math.inf)
-    se = math.sqrt(seed[0] + item[0])
-    half = float(stats.t.ppf(0.5 + confidence / 2, _welch_df([seed, item])) * se) if se > 0 else 0.0
+    _se, _df, half = _t_interval([_seed_term(f1_runs), _item_term(scores.mean(axis=0))], confidence)
     # macro-F1 lies in [0, 1]: with few seeds and a wide spread the symmetric t-interval can cross a bound
     low, high = max(0.0, mean - half), min(1.0, mean + half)
     return {"ci95_seeds_items_low": low, "ci95_seeds_items_high": high, "n_boot": int(scores.shape[1])}
