@@ -4,13 +4,13 @@ bootstrap this project used before, which resampled each method's training runs 
 
     python benchmarks/calibration.py [--trials 200] [--items 3000] [--seeds 3] [--seed-sd 0.03] [--alpha 0.05]
 
-Each trial draws one test set and two methods of equal quality: every run answers each item correctly with
-probability ``a`` (``a`` drawn per run from N(0.6, seed-sd): the training seed's effect) and otherwise a wrong
-label at random. Both tests compare the two methods on the same item resamples; the printed rates are the
-shares of trials with p < alpha, which a calibrated test keeps at or below alpha. A seed-sd of 0.03 gives a
-seed std of macro-F1 of about 3 points (3.1 over 200 runs on 3,000 items), where the SentiMix record shows 0.5
-to 1.9 for the fine-tuned methods and 6.5 for the English adapter; 3,000 items is SentiMix Hinglish's test set.
-tests/eval/test_significance.py draws its runs the same way.
+Each trial draws one test set and two methods of equal quality (:func:`cmmerge.eval.simulate.null_trial`: every
+run answers each item correctly with probability ``a``, drawn per run from N(0.6, seed-sd), the training seed's
+effect, and otherwise a wrong label at random). Both tests compare the two methods on the same item
+resamples; the printed rates are the shares of trials with p < alpha, which a calibrated test keeps at or below
+alpha. A seed-sd of 0.03 gives a seed std of macro-F1 of about 3 points (3.1 over 200 runs on 3,000 items),
+where the SentiMix record shows 0.5 to 1.9 for the fine-tuned methods and 6.5 for the English adapter; 3,000
+items is SentiMix Hinglish's test set. tests/eval/test_significance.py asserts on trials drawn the same way.
 """
 
 from __future__ import annotations
@@ -21,20 +21,10 @@ import time
 
 import numpy as np
 
-from cmmerge.eval.stats import resampled_seed_scores, seed_item_test
+from cmmerge.eval.simulate import null_trial
+from cmmerge.eval.stats import seed_item_test
 
 LABELS = ["negative", "neutral", "positive"]
-
-
-def runs(rng: np.random.Generator, gold: np.ndarray, n_runs: int, seed_sd: float) -> list[list[str]]:
-    """``n_runs`` runs of one method: per run an accuracy from the seed, errors spread over the wrong labels."""
-    index = np.searchsorted(LABELS, gold)
-    out = []
-    for _ in range(n_runs):
-        right = rng.random(len(gold)) < rng.normal(0.6, seed_sd)
-        wrong = (index + rng.integers(1, len(LABELS), len(gold))) % len(LABELS)
-        out.append(np.asarray(LABELS)[np.where(right, index, wrong)].tolist())
-    return out
 
 
 def seed_bootstrap_p(scores_a: np.ndarray, scores_b: np.ndarray, rng: np.random.Generator) -> float:
@@ -63,13 +53,10 @@ def main() -> None:
     rejected = {"seed_item_welch": 0, "seed_bootstrap": 0}
     start = time.perf_counter()
     for trial in range(args.trials):
-        gold = np.asarray(LABELS)[rng.integers(0, len(LABELS), args.items)]
-        a, b = runs(rng, gold, args.seeds, args.seed_sd), runs(rng, gold, args.seeds, args.seed_sd)
-        scores = resampled_seed_scores(gold.tolist(), {"a": a, "b": b}, LABELS, args.n_boot, seed=trial)
-        f1 = {m: [_macro_f1(gold, run) for run in r] for m, r in (("a", a), ("b", b))}
-        welch = seed_item_test(scores["a"], scores["b"], f1["a"], f1["b"])
+        t = null_trial(rng, LABELS, args.items, args.seeds, args.seed_sd, args.n_boot, boot_seed=trial)
+        welch = seed_item_test(t.resampled["a"], t.resampled["b"], t.f1["a"], t.f1["b"])
         rejected["seed_item_welch"] += welch["p_value"] < args.alpha
-        rejected["seed_bootstrap"] += seed_bootstrap_p(scores["a"], scores["b"], rng) < args.alpha
+        rejected["seed_bootstrap"] += seed_bootstrap_p(t.resampled["a"], t.resampled["b"], rng) < args.alpha
     print(
         json.dumps(
             {
@@ -83,12 +70,6 @@ def main() -> None:
             }
         )
     )
-
-
-def _macro_f1(gold: np.ndarray, pred: list[str]) -> float:
-    from cmmerge.eval.metrics import classification_metrics
-
-    return classification_metrics(gold.tolist(), pred, LABELS)["macro_f1"]
 
 
 if __name__ == "__main__":

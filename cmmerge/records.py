@@ -128,17 +128,23 @@ def _timings(repo: Path, lock: dict) -> dict:
     """The run time of every stage in ``lock`` that the stage runner measured with this params.yaml.
 
     A stage DVC restored from its run cache did not run again; its time is that of the run that produced
-    its outputs with the same params. Stages without a timing (run by an older cmmerge, or with other
-    params) are listed as unmeasured, never guessed.
+    its outputs with the same params. A timing matches by the stage's own params (what DVC keys the stage
+    by, :func:`cmmerge.runner.stage_params_sha256`), or, for one written before timings named them, by the
+    whole params.yaml. Stages without a matching timing are listed as unmeasured, never guessed.
     """
-    from cmmerge.runner import TIMINGS
+    from cmmerge.runner import TIMINGS, stage_params_sha256
 
     digest = sha256_file(repo / "params.yaml")
     stages, unmeasured, cpus = {}, [], set()
     for stage in lock.get("stages", {}):
         path = repo / TIMINGS / f"{stage}.json"
         entry = read_json(path) if path.is_file() else None
-        if not entry or entry.get("params_sha256") != digest:
+        own = entry.get("stage_params_sha256") if entry else None
+        if own:
+            matches = own == stage_params_sha256(repo, stage)
+        else:
+            matches = bool(entry) and entry.get("params_sha256") == digest
+        if not matches:
             unmeasured.append(stage)
             continue
         stages[stage] = {

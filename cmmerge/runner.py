@@ -15,7 +15,7 @@ record`` copies the timings of the recorded configuration into the record (:mod:
 where README's run times come from. The time is *active* wall time, measured by :class:`StageClock`: a stopped
 process (SIGSTOP, a suspended machine) does not count the time it stood still, and a stage killed outright (the
 machine restarting) leaves what it ran in ``<stage>.partial.json``, which the next run of that stage with the
-same params adds, counting the interrupted attempt.
+same params of its own (not the whole params.yaml) adds, counting the interrupted attempt.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -97,16 +98,93 @@ def _params_sha256(root: str | os.PathLike) -> str | None:
     return hashlib.sha256(params.read_bytes()).hexdigest() if params.is_file() else None
 
 
+_TEMPLATE = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
+
+
+def stage_params(root: str | os.PathLike, stage: str) -> dict | None:
+    """The params DVC stage ``stage`` lists in dvc.yaml, with their values in params.yaml, as dvc.lock keeps them.
+
+    ``stage`` is DVC's name (``cpt``, ``finetune@full_ft`` for a ``foreach`` entry). Each listed name is
+    resolved as DVC resolves it (``${key}``, ``${item}`` and ``${a.b}`` from params.yaml), then looked up by
+    its dotted path: ``{"methods.full_ft": {...}, "finetune": {...}}``. None where the stage or a name cannot be
+    resolved here (a params file other than params.yaml, a template this small resolver does not know); the
+    caller then falls back to the whole params.yaml.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(root)
+    try:
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+        values = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    scope = dict(values)
+
+    def lookup(name: str):
+        node = scope
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise LookupError(name)
+            node = node[part]
+        return node
+
+    def resolve(text: str):
+        whole = _TEMPLATE.fullmatch(text.strip())
+        if whole:  # `foreach: ${methods}` is the mapping itself, not its text
+            return lookup(whole.group(1))
+        return _TEMPLATE.sub(lambda m: str(lookup(m.group(1))), text)
+
+    name, _, key = stage.partition("@")
+    entry = stages.get(name) if isinstance(stages, dict) else None
+    try:
+        if isinstance(entry, dict) and "foreach" in entry:
+            items = resolve(entry["foreach"]) if isinstance(entry["foreach"], str) else entry["foreach"]
+            scope.update(key=key, item=items[key])
+            entry = entry.get("do")
+        if not isinstance(entry, dict):
+            return None
+        names = []
+        for listed in entry.get("params", []):
+            if isinstance(listed, str):
+                names.append(resolve(listed))
+            elif isinstance(listed, dict) and set(listed) == {"params.yaml"}:
+                names.extend(resolve(n) for n in listed["params.yaml"])
+            else:
+                return None
+        return {n: lookup(n) for n in names}
+    except (LookupError, TypeError, AttributeError):
+        return None
+
+
+def stage_params_sha256(root: str | os.PathLike, stage: str) -> str | None:
+    """sha256 of :func:`stage_params` (canonical JSON), or of the whole params.yaml where that is None.
+
+    A stage's timing is keyed to its own params, as DVC keys the stage: a change elsewhere in params.yaml (a
+    key another stage reads, a commit that adds one) neither discards a killed attempt's time nor hides a
+    finished stage's time from the record.
+    """
+    import hashlib
+    import json
+
+    own = stage_params(root, stage)
+    if own is None:
+        return _params_sha256(root)
+    return hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class StageClock:
     """Active wall time and CPU time of a running stage, kept on disk as it runs.
 
     A daemon thread ticks every ``tick`` seconds and adds the time since the previous tick, capped at two ticks,
     so a process that was stopped (``kill -STOP`` while something else needs the cores, a suspended machine)
     does not count the time it stood still. Each tick rewrites ``<stage>.partial.json`` with the time so far
-    and the params hash. A run killed outright leaves that file; the next run of the stage with the same
-    params starts from its time and counts one more interrupted attempt (a resumable stage, such as training
-    from its checkpoints, needed that time; a stage that starts over did not, which the record says by naming
-    the stages with interrupted attempts). A partial written under other params is discarded.
+    and the hash of the stage's own params (:func:`stage_params_sha256`). A run killed outright leaves that
+    file; the next run of the stage with the same params starts from its time and counts one more interrupted
+    attempt (a resumable stage, such as training from its checkpoints, needed that time; a stage that starts
+    over did not, which the record says by naming the stages with interrupted attempts). A partial written
+    under other params of the stage is discarded.
     """
 
     def __init__(self, stage: str, root: str | os.PathLike, tick: float = 5.0) -> None:
@@ -114,7 +192,7 @@ class StageClock:
         from pathlib import Path
 
         self.path = Path(root) / TIMINGS / f"{stage}.partial.json"
-        self.params_sha256 = _params_sha256(root)
+        self.params_sha256 = stage_params_sha256(root, stage)
         self.tick = tick
         earlier = None
         with contextlib.suppress(OSError, ValueError):
@@ -201,8 +279,8 @@ def write_stage_timing(
     runs instead of training them again, and how many reused cells had no time. ``interrupted`` is what
     earlier, killed attempts of the stage with these params ran (``attempts``, ``seconds``, ``cpu_seconds``:
     :class:`StageClock`); it is added to ``seconds`` and ``cpu_seconds``. The file also names the sha256 of the
-    params.yaml the stage ran with, so that a record takes only the timings of its own configuration, and the
-    machine's CPU count, so a reader can scale them.
+    stage's own params (and of the whole params.yaml), so that a record takes only the timings of its own
+    configuration, and the machine's CPU count, so a reader can scale them.
     """
     import datetime as dt
     import json
@@ -223,6 +301,7 @@ def write_stage_timing(
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "params_sha256": _params_sha256(root),
+        "stage_params_sha256": stage_params_sha256(root, stage),
     }
     path = root / TIMINGS / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,13 @@ import time
 import pytest
 
 from cmmerge.errors import DataError
-from cmmerge.runner import TIMINGS, StageClock, run_main
+from cmmerge.runner import TIMINGS, StageClock, run_main, stage_params, stage_params_sha256
 
 
 @pytest.fixture
 def stage_env(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("seed: 1\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  cpt:\n    cmd: python cpt.py\n    params: [seed]\n")
     monkeypatch.setenv("DVC_STAGE", "cpt")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     return tmp_path
@@ -46,7 +47,7 @@ def test_the_clock_keeps_a_partial_while_the_stage_runs(tmp_path):
 
 
 def test_a_finished_stage_adds_the_time_of_its_killed_attempts(stage_env):
-    params = __import__("hashlib").sha256((stage_env / "params.yaml").read_bytes()).hexdigest()
+    params = stage_params_sha256(stage_env, "cpt")
     partial = _partial(stage_env, params_sha256=params, attempts=2, seconds=100.0, cpu_seconds=90.0)
     assert run_main(lambda: None) == 0
     timing = json.loads((stage_env / TIMINGS / "cpt.json").read_text())
@@ -79,3 +80,33 @@ def test_an_interrupted_stage_leaves_its_time_and_a_failed_one_does_not(stage_en
     assert run_main(failed) == 2
     assert not (stage_env / TIMINGS / "cpt.partial.json").exists()
     assert not (stage_env / TIMINGS / "cpt.json").exists()
+
+
+def test_a_change_to_another_stages_params_keeps_the_partial(stage_env):
+    """The partial is keyed to the params DVC keys the stage by, not to the whole params.yaml."""
+    partial = _partial(stage_env, params_sha256=stage_params_sha256(stage_env, "cpt"), attempts=1, seconds=100.0)
+    (stage_env / "params.yaml").write_text("seed: 1\nreport: {alpha: 0.05}\n")  # a key cpt does not list
+    assert run_main(lambda: None) == 0
+    timing = json.loads((stage_env / TIMINGS / "cpt.json").read_text())
+    assert timing["interrupted_attempts"] == 1 and timing["seconds"] >= 100.0
+    assert not partial.exists()
+    assert timing["stage_params_sha256"] == stage_params_sha256(stage_env, "cpt")
+
+
+def test_stage_params_resolve_foreach_and_templates_as_dvc_does(tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        "methods: {a: {lr: 1}, b: {lr: 2}}\nsweep: {merge: ta}\nmerges: {ta: {l: 0.5}, ties: {l: 1}}\nft: {x: 3}\n"
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  finetune:\n    foreach: ${methods}\n    do:\n      cmd: echo ${key}\n"
+        '      params: ["methods.${key}", ft]\n'
+        '  sweep:\n    cmd: echo\n    params: ["merges.${sweep.merge}", {params.yaml: [ft.x]}]\n'
+        "  other:\n    cmd: echo\n    params: [{other.yaml: [y]}]\n"
+    )
+    assert stage_params(tmp_path, "finetune@b") == {"methods.b": {"lr": 2}, "ft": {"x": 3}}
+    assert stage_params(tmp_path, "sweep") == {"merges.ta": {"l": 0.5}, "ft.x": 3}
+    # what this resolver does not know falls back to the whole file, never to a wrong key
+    assert stage_params(tmp_path, "other") is None and stage_params(tmp_path, "finetune@zzz") is None
+    whole = __import__("hashlib").sha256((tmp_path / "params.yaml").read_bytes()).hexdigest()
+    assert stage_params_sha256(tmp_path, "other") == whole

@@ -137,31 +137,18 @@ def test_seed_item_test_keeps_its_level_when_seeds_vary_more_than_items():
     """Two methods of equal quality, seed noise larger than item noise (the real runs' regime): a calibrated
     test rejects in about alpha of the trials, the seed-resampling bootstrap it replaced in far more
     (benchmarks/calibration.py compares the two)."""
-    from cmmerge.eval.metrics import classification_metrics
-    from cmmerge.eval.stats import resampled_seed_scores, seed_item_test
+    from cmmerge.eval.simulate import null_trial
+    from cmmerge.eval.stats import seed_item_test
 
     rng = np.random.default_rng(0)
-    n, trials, rejected = 1000, 200, 0
+    trials, rejected = 200, 0
     for trial in range(trials):
-        gold = rng.integers(0, 3, n)
-
-        def runs(gold=gold):
-            out = []
-            for _ in range(3):
-                right = rng.random(n) < rng.normal(0.6, 0.08)
-                out.append(np.where(right, gold, (gold + rng.integers(1, 3, n)) % 3))
-            return out
-
-        a, b = runs(), runs()
-        names = [LABELS[i] for i in gold]
-        preds = {m: [[LABELS[i] for i in r] for r in rs] for m, rs in (("a", a), ("b", b))}
-        scores = resampled_seed_scores(names, preds, LABELS, 300, seed=trial)
-        f1 = {m: [classification_metrics(names, r, LABELS)["macro_f1"] for r in rs] for m, rs in preds.items()}
-        rejected += seed_item_test(scores["a"], scores["b"], f1["a"], f1["b"])["p_value"] < 0.05
-    # the same setting in the benchmark (python benchmarks/calibration.py --trials 600 --items 1000 --seed-sd 0.08
-    # --n-boot 300): this test rejected 2.5% of 600 trials, the seed-resampling bootstrap 16.3%. Binomial, 200
-    # trials: a test that rejects 5% exceeds 0.10 with probability 0.001, one that rejects 16.3% stays at or below
-    # it with probability 0.007
+        t = null_trial(rng, LABELS, items=1000, seeds=3, seed_sd=0.08, n_boot=300, boot_seed=trial)
+        rejected += seed_item_test(t.resampled["a"], t.resampled["b"], t.f1["a"], t.f1["b"])["p_value"] < 0.05
+    # these are the first 200 trials of the benchmark (python benchmarks/calibration.py --trials 200 --items 1000
+    # --seed-sd 0.08 --n-boot 300): this test rejected 1.5%, the seed-resampling bootstrap 16.0%; over 600 trials
+    # (--trials 600) 2.5% and 16.3%. Binomial, 200 trials: a test that rejects 5% exceeds 0.10 with probability
+    # 0.001, one that rejects 16.3% stays at or below it with probability 0.007
     assert rejected / trials <= 0.10, rejected
 
 

@@ -108,16 +108,21 @@ def test_every_stage_that_ran_left_its_run_time(tiny_pipeline):
 
     from cmmerge.checksums import sha256_file
     from cmmerge.records import _timings
+    from cmmerge.runner import stage_params, stage_params_sha256
 
     repo = tiny_pipeline["repo"]
     digest = sha256_file(repo / "params.yaml")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for stage, locked in lock["stages"].items():  # the runner's key is the stage's params as DVC resolved them
+        assert stage_params(repo, stage) == locked.get("params", {}).get("params.yaml", {}), stage
     for stage in ran_stages(tiny_pipeline["first"]):
         entry = json.loads((repo / ".cmmerge" / "timings" / f"{stage}.json").read_text())
         assert entry["stage"] == stage and entry["params_sha256"] == digest
+        assert entry["stage_params_sha256"] == stage_params_sha256(repo, stage)
         assert 0 <= entry["seconds"] < 600 and entry["cpu_seconds"] >= 0 and entry["cpus"] == os.cpu_count()
         if stage == "cpt" or stage.startswith("finetune@"):  # training: never a rounded-away fraction of a second
             assert entry["seconds"] > 0 and entry["cpu_seconds"] > 0, entry
-    timings = _timings(repo, yaml.safe_load((repo / "dvc.lock").read_text()))
+    timings = _timings(repo, lock)
     assert timings["unmeasured"] == [] and set(timings["stages"]) == ran_stages(tiny_pipeline["first"])
 
 
