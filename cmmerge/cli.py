@@ -307,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="record: skip the check that dvc.lock matches the workspace")
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="readme: write nothing; exit 2 if a block is stale")
-    parts = ["methods", "adamergex", "curve", "claims", "cpt"]
-    p.add_argument("--part", default="methods", choices=parts, help="table: which part of the record")
+    from cmmerge.records import PARTS  # the parts README blocks name: one list for both
+
+    p.add_argument("--part", default="methods", choices=PARTS, help="table: which part of the record")
 
     pr_help = "Markdown comment for a pull request: metrics diff, tables, changed plots"
     p = add("pr-report", _pr_report, pr_help, params=False)

@@ -462,11 +462,25 @@ def cpt_table(root: Path, figure: str | Path) -> str:
     lines += [f"| {i + 1}{' (kept)' if i == best else ''} | {int(s)} | {v:.3f} |" for i, (s, v) in enumerate(valid)]
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     patience = params.get("cpt", {}).get("early_stopping_patience", 0)
-    how = (
-        f"stopped after {summary.get('epochs_run')} evaluations, the last {patience} without improvement"
-        if summary.get("stopped_early")
-        else "ran every epoch it was given"
-    )
+    # read from the curve, not the summary's flag: a run that hit max_steps was once marked as stopped early
+    since_best = len(valid) - 1 - best
+    if patience and since_best >= patience:
+        how = (
+            f"stopped by its validation loss after {len(valid)} evaluations, the last {since_best} without improvement"
+        )
+    else:
+        optim = params.get("cpt", {}).get("optim", {})
+        budget = ", ".join(f"{k} {optim[k]}" for k in ("epochs", "max_steps") if optim.get(k))
+        window = min(5, len(valid) - 1)  # the trend at the end: was it still falling?
+        how = f"ran all {len(valid)} evaluations of its budget" + (f" (cpt.optim: {budget})" if budget else "")
+        if patience:
+            how += f" without {patience} in a row failing to improve, so the budget, not convergence, ended it"
+        if window:
+            change = valid[-1][1] - valid[-1 - window][1]
+            how += (
+                f"; the validation loss {'fell' if change < 0 else 'rose'} by {abs(change):.3f} over its last "
+                f"{window} evaluations"
+            )
     return (
         "\n".join(lines)
         + f"\n\nCPT (MLM) on {summary.get('train_tokens')} tokens in {summary.get('train_blocks')} blocks: "

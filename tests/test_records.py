@@ -110,10 +110,23 @@ def test_record_holds_the_run(run_dir):
 
 
 def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
-    """Timings written by the stage runner with this params.yaml are kept and summed per stage family; one
-    written with other params (an earlier configuration) is listed as unmeasured, never used."""
+    """Timings written by the stage runner with this run's params of each stage are kept and summed per stage
+    family; one written with other values of a key the stage lists (an earlier configuration) is listed as
+    unmeasured, never used, while a change to a key the stage does not list keeps its timing."""
     from cmmerge.runner import write_stage_timing
 
+    (run_dir / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "prepare": {"cmd": "x", "params": ["prepare"]},
+                    "cpt": {"cmd": "x", "params": ["cpt"]},
+                    "finetune": {"foreach": "${methods}", "do": {"cmd": "x", "params": ["methods.${key}", "finetune"]}},
+                }
+            }
+        )
+    )
+    params = yaml.safe_load((run_dir / "params.yaml").read_text())
     write_stage_timing("prepare", 30.0, 25.0, run_dir)
     lock = yaml.safe_load((run_dir / "dvc.lock").read_text())
     lock["stages"] |= {"finetune@full_ft": {"cmd": "x"}, "finetune@ta_ft": {"cmd": "x"}}
@@ -121,9 +134,10 @@ def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
     write_stage_timing("finetune@full_ft", 90.0, 170.0, run_dir)
     # ta_ft finished on its second attempt: the first was killed after 60 s, and that time counts
     write_stage_timing("finetune@ta_ft", 90.0, 170.0, run_dir, interrupted={"attempts": 1, "seconds": 60.0})
-    (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text() + "# other params\n")
-    write_stage_timing("cpt", 999.0, 999.0, run_dir)  # written with the other params.yaml: not this run's
-    (run_dir / "params.yaml").write_text((run_dir / "params.yaml").read_text().replace("# other params\n", ""))
+    (run_dir / "params.yaml").write_text(yaml.safe_dump({**params, "cpt": {"seed": 14}}))
+    write_stage_timing("cpt", 999.0, 999.0, run_dir)  # written with another cpt.seed: not this run's
+    # the run's params.yaml: report.alpha differs from what every timing above was written with; no stage lists it
+    (run_dir / "params.yaml").write_text(yaml.safe_dump({**params, "report": {"alpha": 0.01}}))
     records.record_run("demo_run", run_dir, check_workspace=False)
     timings = read_json(run_dir / "results" / "demo_run" / "timings.json")
     assert set(timings["stages"]) == {"prepare", "finetune@full_ft", "finetune@ta_ft"}
@@ -132,6 +146,17 @@ def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
     assert "| `finetune` | 2 | 4.0 |" in table and "| `prepare` | 1 | 0.5 |" in table
     assert "| all | 3 | 4.5 |" in table and "Not measured: `cpt`." in table
     assert "killed before the run that finished" in table and "`finetune@ta_ft` (1)" in table
+
+
+def test_the_command_prints_every_part_readme_names(run_dir, monkeypatch, capsys):
+    from cmmerge.cli import main
+    from cmmerge.runner import write_stage_timing
+
+    write_stage_timing("prepare", 30.0, 25.0, run_dir)
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    monkeypatch.chdir(run_dir)
+    assert main(["results", "table", "demo_run", "--part", "timings"]) == 0
+    assert "| `prepare` | 1 | 0.5 |" in capsys.readouterr().out
 
 
 def test_table_comes_from_the_record(run_dir):
@@ -334,7 +359,13 @@ def test_cpt_part_shows_the_validation_curve_and_its_figure(run_dir, tmp_path):
     records.record_run("demo_run", run_dir, check_workspace=False)
     table = records.record_table("demo_run", run_dir / "results", "cpt")
     assert "| 2 (kept) | 200 | 4.900 |" in table and "| 4 | 400 | 5.100 |" in table
-    assert "stopped after 4 evaluations, the last 2 without improvement" in table
+    assert "stopped by its validation loss after 4 evaluations, the last 2 without improvement" in table
+    params["cpt"]["early_stopping_patience"] = 3  # the same curve did not exhaust a patience of 3: the budget ended it
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params))
+    records.record_run("budget_run", run_dir, check_workspace=False)
+    table = records.record_table("budget_run", run_dir / "results", "cpt")
+    assert "ran all 4 evaluations of its budget without 3 in a row failing to improve" in table
+    assert "so the budget, not convergence, ended it; the validation loss fell by 0.700 over its last 3" in table
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:demo_run:cpt -->\n<!-- /results:demo_run:cpt -->\n")
     figure = tmp_path / "docs" / "figures" / "demo_run_cpt.svg"

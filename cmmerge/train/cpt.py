@@ -300,10 +300,14 @@ def run_cpt(
         # the whole curve is in metrics/train/cpt (eval/loss)
         summary.update(valid_loss=kept, valid_perplexity=math.exp(min(kept, 50)))
         if stopping:
+            best = evals.index(kept)
             summary.update(
-                best_epoch=evals.index(kept) + 1,
+                best_epoch=best + 1,
                 epochs_run=len(evals),
-                stopped_early=len(evals) < math.ceil(float(params.optim.epochs)),
+                # the stopping rule fired: the last `patience` evaluations did not improve on the best (the rule
+                # of EarlyStoppingCallback). A run that ended at its epoch or step budget did not stop early, even
+                # when that left it short of optim.epochs (max_steps)
+                stopped_early=len(evals) - 1 - best >= params.early_stopping_patience,
             )
     adapter = model if params.optim.lora.enabled else None
 

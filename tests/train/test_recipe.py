@@ -136,7 +136,14 @@ def test_cpt_stops_when_validation_loss_stops_improving_and_keeps_the_best_epoch
     assert summary["best_epoch"] == curve.index(min(curve)) + 1
     # stopped one epoch (the patience) after the best one, unless the epochs ran out first
     assert summary["epochs_run"] == min(6, summary["best_epoch"] + 1)
-    assert summary["stopped_early"] == (summary["epochs_run"] < 6)
+    assert summary["stopped_early"] == (summary["epochs_run"] > summary["best_epoch"])  # the rule fired
+    # a run ended by max_steps after two epochs did not stop early: its patience of 3 never ran out
+    per_epoch = summary["steps"] // summary["epochs_run"]
+    budget = dataclasses.replace(
+        params, early_stopping_patience=3, optim=dataclasses.replace(optim, max_steps=2 * per_epoch)
+    )
+    cut = run_cpt(base, prepared / "corpus", budget, tmp_path / "cut", tmp_path / "live_cut")
+    assert cut["epochs_run"] == 2 and cut["stopped_early"] is False
     k = summary["best_epoch"]
     short = dataclasses.replace(params, early_stopping_patience=0, optim=dataclasses.replace(optim, epochs=k))
     run_cpt(base, prepared / "corpus", short, tmp_path / "short", tmp_path / "live_short")
