@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from cmmerge import yaml12
 from cmmerge.errors import DataError
 from cmmerge.params import from_dict
 
@@ -40,7 +39,7 @@ def load_claims(path: str | Path = CLAIMS) -> list[Claim]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: claims file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml12.load(path.read_text(encoding="utf-8")) or {}
     entries = data.get("claims")
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: expected a non-empty list under 'claims'")

@@ -28,8 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cmmerge import yaml12
 from cmmerge.errors import ConfigError
 from cmmerge.params import load_yaml
 
@@ -72,7 +71,7 @@ def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
 
 def dump(params: dict[str, Any]) -> str:
     header = "# composed by `cmmerge config apply`; edit the config files, not this output\n"
-    return header + yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=120)
+    return header + yaml12.dump(params, sort_keys=False, allow_unicode=True, width=120)
 
 
 def composed_and_validated(config: str | Path) -> dict:
@@ -100,7 +99,7 @@ def grid_cells_in_workspace(pipeline: str | Path = "dvc.yaml") -> list[Path]:
     it, through :func:`cmmerge.train.kept.cells_dir`) that exist in the workspace."""
     from cmmerge.train.kept import cells_dir
 
-    works = dict.fromkeys(work_folders(yaml.safe_load(Path(pipeline).read_text()) or {}))
+    works = dict.fromkeys(work_folders(yaml12.load(Path(pipeline).read_text()) or {}))
     return [cells_dir(w) for w in works if cells_dir(w).is_dir()]
 
 

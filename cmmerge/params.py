@@ -22,15 +22,17 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import pydantic
 import yaml
 
+from cmmerge import yaml12
 from cmmerge.errors import ConfigError
 
 T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (where plain YAML lets the last silently win,
-    a second ``merges:`` or ``lambda:`` would override the first without a word)."""
+class _UniqueKeyLoader(yaml12.Loader):
+    """The YAML 1.2 loader whose values match DVC's (:mod:`cmmerge.yaml12`), refusing a key given twice in one
+    mapping (where plain YAML lets the last silently win, a second ``merges:`` or ``lambda:`` would override the
+    first without a word)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict = {}

@@ -31,8 +31,7 @@ import re
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from cmmerge import yaml12
 from cmmerge.checksums import sha256_file
 from cmmerge.errors import DataError
 from cmmerge.eval.compact import decode, encode
@@ -185,7 +184,7 @@ def record_run(
         _check_workspace(repo)
     target = Path(results_dir) if results_dir is not None else repo / RESULTS
     target = target / name
-    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    lock = yaml12.load((repo / "dvc.lock").read_text(encoding="utf-8"))
     items, methods = _compact_predictions(repo / "results" / "predictions")
     with atomic_dir(target) as tmp:
         (tmp / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
@@ -270,7 +269,7 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
         raise DataError(f"record part '{part}': expected one of {', '.join(PARTS)}")
     load_record(name, results_dir)
     root = Path(results_dir) / name
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params = yaml12.load((root / "params.yaml").read_text(encoding="utf-8"))
     alpha = params.get("report", {}).get("alpha", 0.05)
     if part == "methods":
         summary = retested_summary(root, root / "metrics" / "summary.json", root / "metrics" / "eval", params)
@@ -460,7 +459,7 @@ def cpt_table(root: Path, figure: str | Path) -> str:
     best = min(range(len(valid)), key=lambda i: valid[i][1])
     lines = ["| evaluation | optimiser step | validation loss |", "|---|---|---|"]
     lines += [f"| {i + 1}{' (kept)' if i == best else ''} | {int(s)} | {v:.3f} |" for i, (s, v) in enumerate(valid)]
-    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params = yaml12.load((root / "params.yaml").read_text(encoding="utf-8"))
     patience = params.get("cpt", {}).get("early_stopping_patience", 0)
     # read from the curve, not the summary's flag: a run that hit max_steps was once marked as stopped early
     since_best = len(valid) - 1 - best

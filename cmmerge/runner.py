@@ -114,10 +114,12 @@ def stage_params(root: str | os.PathLike, stage: str) -> dict | None:
 
     import yaml
 
+    from cmmerge import yaml12
+
     root = Path(root)
     try:
-        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-        values = yaml.safe_load((root / "params.yaml").read_text()) or {}
+        stages = yaml12.load((root / "dvc.yaml").read_text())["stages"]
+        values = yaml12.load((root / "params.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
     scope = dict(values)

@@ -78,3 +78,35 @@ def test_repository_params_load(repo_root):
         ("report", ReportParams),
     ]:
         load_section(section, cls, path)
+
+
+def test_params_read_as_dvc_reads_them():
+    """YAML 1.2 as DVC's ruamel.yaml reads it, not PyYAML's 1.1: `yes` is a string, `1e-4` a float, `012` 12."""
+    from dvc.utils.serialize import loads_yaml
+
+    from cmmerge import yaml12
+
+    text = "a: yes\nb: on\nc: 1e-4\nd: 1:20\ne: 012\nf: 0x1f\ng: 1_000\nh: .inf\ni: true\nj: ~\nk: 2.5\nl: -3\n"
+    assert yaml12.load(text) == dict(loads_yaml(text))
+    assert yaml12.load(text)["a"] == "yes" and yaml12.load(text)["c"] == 1e-4 and yaml12.load(text)["e"] == 12
+    tricky = {"a": "yes", "b": "1e-4", "c": "1:20", "d": "012", "e": "on", "f": 0.0001, "g": True, "h": None}
+    for read in (yaml12.load, loads_yaml, __import__("yaml").safe_load):  # cmmerge, DVC and plain PyYAML
+        assert dict(read(yaml12.dump(tricky))) == tricky
+
+
+def test_a_set_param_keeps_the_label_maps_strings(tmp_path, repo_root, monkeypatch):
+    """`dvc exp run -S` rewrites params.yaml through DVC's YAML 1.2 writer, which drops the quotes of "yes"; the
+    Bohra config's English label map must still read as strings (PyYAML alone read them as True and False)."""
+    from dvc.utils.hydra import apply_overrides
+
+    from cmmerge.overlay import apply
+    from cmmerge.params import load_yaml
+
+    monkeypatch.chdir(repo_root)
+    params = tmp_path / "params.yaml"
+    apply("configs/real/bohra_hinglish_hate.yaml", params)
+    apply_overrides(params, ["merges.ties_cpt.parameters.density=0.1"])  # what `dvc exp run -S` runs
+    assert "hate: yes" in params.read_text()  # DVC's writer dropped the quotes
+    read = load_yaml(params)
+    assert read["prepare"]["english"]["label_map"] == {"hate": "yes", "not-hate": "no"}
+    assert read["merges"]["ties_cpt"]["parameters"]["density"] == 0.1

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from cmmerge import yaml12
 from cmmerge.checksums import sha256_file
 from cmmerge.data.converters import ConvertContext, get_converter
 from cmmerge.errors import DataError
@@ -81,7 +82,7 @@ class Entry:
 def _entry_from_yaml(path: Path) -> Entry:
     text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml12.load(text)
         sources = tuple(Source(**{k: s[k] for k in Source.__dataclass_fields__}) for s in raw["sources"])
         return Entry(
             name=raw["name"],
