@@ -95,7 +95,6 @@ def _size_in_interval(claim: Claim, lo: float, hi: float) -> str:
 
 def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_000, seed: int = 0) -> list[dict]:
     """Every claim on the record at ``record_dir``: one dict per claim (``status`` tested or not run)."""
-    import numpy as np
 
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
@@ -125,11 +124,10 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
         gold, labels = sets[0]["gold"], data[claim.method]["labels"]
         runs = {m: list(s["pred"].values()) for m, s in zip((claim.method, claim.versus), sets, strict=True)}
         f1 = {m: [classification_metrics(gold, p, labels)["macro_f1"] for p in r] for m, r in runs.items()}
-        means = {m: float(np.mean(v)) for m, v in f1.items()}
         scores = resampled_seed_scores(gold, runs, labels, n_boot, seed)
         a, b = claim.method, claim.versus
         test = seed_item_test(scores[a], scores[b], f1[a], f1[b])
-        rows.append({**row, "status": "tested", **test, "means": means, "n_runs": {m: len(r) for m, r in runs.items()}})
+        rows.append({**row, "status": "tested", **test})
     tested = [r for r in rows if r["status"] == "tested"]
     for r, p in zip(tested, holm([r["p_value"] for r in tested]), strict=True):
         r["p_holm"] = p
