@@ -100,21 +100,6 @@ def _two_sided_p(diffs: np.ndarray) -> float:
     return float(min(1.0, max(2 * tail, 1 / (len(diffs) + 1))))
 
 
-def bootstrap_interval(
-    gold: Sequence[str],
-    preds: Sequence[Sequence[str]],
-    labels: Sequence[str],
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict:
-    """Percentile bootstrap 95% interval of the seed-averaged macro-F1, resampling test items."""
-    codes, k = _encode(gold, preds, labels)
-    point = float(_seed_mean_f1(codes, k, np.arange(codes.shape[1])[None, :])[0])
-    samples = _resampled_run_f1(codes, k, n_boot, seed).mean(axis=0)
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    return {"macro_f1": point, "boot_ci95_low": float(lo), "boot_ci95_high": float(hi), "n_boot": n_boot}
-
-
 def paired_bootstrap(
     gold: Sequence[str],
     preds_a: Sequence[Sequence[str]],

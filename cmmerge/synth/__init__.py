@@ -1,0 +1,1 @@
+"""Synthetic code-mixed text from English (lexical substitution and alignment)."""

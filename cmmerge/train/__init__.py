@@ -1,0 +1,1 @@
+"""Training: continued pre-training, fine-tuning, the recipe grid and adapter transfer."""

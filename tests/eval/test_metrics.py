@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from cmmerge.eval.metrics import classification_metrics
-from cmmerge.eval.stats import bootstrap_interval, seed_interval
+from cmmerge.eval.stats import resampled_seed_scores, seed_interval
 
 LABELS = ["negative", "neutral", "positive"]
 GOLD = ["positive", "positive", "negative", "neutral", "neutral", "negative", "positive", "neutral"]
@@ -55,24 +55,21 @@ def test_seed_interval_by_hand():
     assert one["std"] == 0 and one["ci95_low"] == one["ci95_high"] == 0.5
 
 
-def test_bootstrap_interval_matches_a_hand_loop():
+def test_item_resamples_match_a_hand_loop():
+    """The shared item resamples every test uses: indices drawn with replacement, macro-F1 per run and draw."""
     rng = np.random.default_rng(1)
     gold = rng.choice(LABELS, 120).tolist()
     preds = [[g if rng.random() < 0.7 else rng.choice(LABELS) for g in gold] for _ in range(2)]
-    out = bootstrap_interval(gold, preds, LABELS, n_boot=100, seed=5)
-    # the same resampling written out: item indices drawn with replacement, seed-mean macro-F1 per draw
+    scores = resampled_seed_scores(gold, {"m": preds}, LABELS, n_boot=100, seed=5)["m"]
+    assert scores.shape == (2, 100)
+    # the same resampling written out
     draw = np.random.default_rng(5)
     g, p = np.asarray(gold), np.asarray(preds)
-    samples = []
-    for _ in range(100):
+    for b in range(100):
         idx = draw.integers(0, 120, 120)
         present = sorted(set(g[idx]) | set(p[:, idx].ravel()))
-        samples.append(np.mean([f1_score(g[idx], q[idx], labels=present, average="macro") for q in p]))
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    assert out["boot_ci95_low"] == pytest.approx(lo)
-    assert out["boot_ci95_high"] == pytest.approx(hi)
-    assert out["macro_f1"] == pytest.approx(np.mean([f1_score(gold, q, average="macro") for q in preds]))
-    assert lo < out["macro_f1"] < hi
+        hand = [f1_score(g[idx], q[idx], labels=present, average="macro") for q in p]
+        assert scores[:, b] == pytest.approx(hand)
 
 
 def test_only_configured_transfer_pairs_are_scored(tmp_path):
