@@ -95,7 +95,6 @@ def _size_in_interval(claim: Claim, lo: float, hi: float) -> str:
 
 def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_000, seed: int = 0) -> list[dict]:
     """Every claim on the record at ``record_dir``: one dict per claim (``status`` tested or not run)."""
-
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
     from cmmerge.records import expand_predictions

@@ -36,6 +36,7 @@ from cmmerge.checksums import sha256_file
 from cmmerge.errors import DataError
 from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
+from cmmerge.train.stopping import best_evaluation, stopped_by_patience
 
 RESULTS = Path("results")
 MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
@@ -128,22 +129,21 @@ def _timings(repo: Path, lock: dict) -> dict:
 
     A stage DVC restored from its run cache did not run again; its time is that of the run that produced
     its outputs with the same params. A timing matches by the stage's own params (what DVC keys the stage
-    by, :func:`cmmerge.runner.stage_params_sha256`), or, for one written before timings named them, by the
+    by, :meth:`cmmerge.runner.PipelineParams.sha256`), or, for one written before timings named them, by the
     whole params.yaml. Stages without a matching timing are listed as unmeasured, never guessed.
     """
-    from cmmerge.runner import TIMINGS, stage_params_sha256
+    from cmmerge.runner import TIMINGS, PipelineParams
 
     digest = sha256_file(repo / "params.yaml")
+    pipeline = PipelineParams(repo)  # dvc.yaml and params.yaml read once for all stages
     stages, unmeasured, cpus = {}, [], set()
     for stage in lock.get("stages", {}):
         path = repo / TIMINGS / f"{stage}.json"
         entry = read_json(path) if path.is_file() else None
-        own = entry.get("stage_params_sha256") if entry else None
-        if own:
-            matches = own == stage_params_sha256(repo, stage)
-        else:
-            matches = bool(entry) and entry.get("params_sha256") == digest
-        if not matches:
+        # a timing written before timings named the stage's own params matches by the whole params.yaml
+        own = bool(entry) and "stage_params_sha256" in entry
+        key, want = ("stage_params_sha256", pipeline.sha256(stage)) if own else ("params_sha256", digest)
+        if not entry or entry.get(key) != want:
             unmeasured.append(stage)
             continue
         stages[stage] = {
@@ -456,16 +456,17 @@ def cpt_table(root: Path, figure: str | Path) -> str:
         raise DataError(f"{curve}: the record's CPT run has no validation curve (corpus.valid_fraction was 0?)")
     summary = read_json(root / "metrics" / "cpt.json")
     valid = _tsv(curve)
-    best = min(range(len(valid)), key=lambda i: valid[i][1])
+    losses = [loss for _, loss in valid]
+    best = best_evaluation(losses)
     lines = ["| evaluation | optimiser step | validation loss |", "|---|---|---|"]
     lines += [f"| {i + 1}{' (kept)' if i == best else ''} | {int(s)} | {v:.3f} |" for i, (s, v) in enumerate(valid)]
     params = yaml12.load((root / "params.yaml").read_text(encoding="utf-8"))
     patience = params.get("cpt", {}).get("early_stopping_patience", 0)
     # read from the curve, not the summary's flag: a run that hit max_steps was once marked as stopped early
-    since_best = len(valid) - 1 - best
-    if patience and since_best >= patience:
+    if stopped_by_patience(losses, patience):
         how = (
-            f"stopped by its validation loss after {len(valid)} evaluations, the last {since_best} without improvement"
+            f"stopped by its validation loss after {len(valid)} evaluations, the last {len(valid) - 1 - best} "
+            "without improvement"
         )
     else:
         optim = params.get("cpt", {}).get("optim", {})

@@ -101,79 +101,93 @@ def _params_sha256(root: str | os.PathLike) -> str | None:
 _TEMPLATE = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
 
 
-def stage_params(root: str | os.PathLike, stage: str) -> dict | None:
-    """The params DVC stage ``stage`` lists in dvc.yaml, with their values in params.yaml, as dvc.lock keeps them.
+class PipelineParams:
+    """dvc.yaml's stages and params.yaml's values, read once, resolving each stage's own params from them.
 
-    ``stage`` is DVC's name (``cpt``, ``finetune@full_ft`` for a ``foreach`` entry). Each listed name is
-    resolved as DVC resolves it (``${key}``, ``${item}`` and ``${a.b}`` from params.yaml), then looked up by
-    its dotted path: ``{"methods.full_ft": {...}, "finetune": {...}}``. None where the stage or a name cannot be
-    resolved here (a params file other than params.yaml, a template this small resolver does not know); the
-    caller then falls back to the whole params.yaml.
+    :meth:`of` gives the params DVC stage ``stage`` lists in dvc.yaml, with their values in params.yaml, as
+    dvc.lock keeps them. ``stage`` is DVC's name (``cpt``, ``finetune@full_ft`` for a ``foreach`` entry). Each
+    listed name is resolved as DVC resolves it (``${key}``, ``${item}`` and ``${a.b}`` from params.yaml), then
+    looked up by its dotted path: ``{"methods.full_ft": {...}, "finetune": {...}}``. None where the stage or a
+    name cannot be resolved here (a params file other than params.yaml, a template this small resolver does not
+    know); :meth:`sha256` then falls back to the whole params.yaml.
     """
-    from pathlib import Path
 
-    import yaml
+    def __init__(self, root: str | os.PathLike) -> None:
+        from pathlib import Path
 
-    from cmmerge import yaml12
+        import yaml
 
-    root = Path(root)
-    try:
-        stages = yaml12.load((root / "dvc.yaml").read_text())["stages"]
-        values = yaml12.load((root / "params.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return None
-    scope = dict(values)
+        from cmmerge import yaml12
 
-    def lookup(name: str):
-        node = scope
-        for part in name.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise LookupError(name)
-            node = node[part]
-        return node
+        self.root = Path(root)
+        try:
+            self.stages = yaml12.load((self.root / "dvc.yaml").read_text())["stages"]
+            self.values = yaml12.load((self.root / "params.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            self.stages, self.values = None, {}
 
-    def resolve(text: str):
-        whole = _TEMPLATE.fullmatch(text.strip())
-        if whole:  # `foreach: ${methods}` is the mapping itself, not its text
-            return lookup(whole.group(1))
-        return _TEMPLATE.sub(lambda m: str(lookup(m.group(1))), text)
+    def of(self, stage: str) -> dict | None:
+        scope = dict(self.values)
 
-    name, _, key = stage.partition("@")
-    entry = stages.get(name) if isinstance(stages, dict) else None
-    try:
-        if isinstance(entry, dict) and "foreach" in entry:
-            items = resolve(entry["foreach"]) if isinstance(entry["foreach"], str) else entry["foreach"]
-            scope.update(key=key, item=items[key])
-            entry = entry.get("do")
-        if not isinstance(entry, dict):
-            return None
-        names = []
-        for listed in entry.get("params", []):
-            if isinstance(listed, str):
-                names.append(resolve(listed))
-            elif isinstance(listed, dict) and set(listed) == {"params.yaml"}:
-                names.extend(resolve(n) for n in listed["params.yaml"])
-            else:
+        def lookup(name: str):
+            node = scope
+            for part in name.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise LookupError(name)
+                node = node[part]
+            return node
+
+        def resolve(text: str):
+            whole = _TEMPLATE.fullmatch(text.strip())
+            if whole:  # `foreach: ${methods}` is the mapping itself, not its text
+                return lookup(whole.group(1))
+            return _TEMPLATE.sub(lambda m: str(lookup(m.group(1))), text)
+
+        name, _, key = stage.partition("@")
+        entry = self.stages.get(name) if isinstance(self.stages, dict) else None
+        try:
+            if isinstance(entry, dict) and "foreach" in entry:
+                items = resolve(entry["foreach"]) if isinstance(entry["foreach"], str) else entry["foreach"]
+                scope.update(key=key, item=items[key])
+                entry = entry.get("do")
+            if not isinstance(entry, dict):
                 return None
-        return {n: lookup(n) for n in names}
-    except (LookupError, TypeError, AttributeError):
-        return None
+            names = []
+            for listed in entry.get("params", []):
+                if isinstance(listed, str):
+                    names.append(resolve(listed))
+                elif isinstance(listed, dict) and set(listed) == {"params.yaml"}:
+                    names.extend(resolve(n) for n in listed["params.yaml"])
+                else:
+                    return None
+            return {n: lookup(n) for n in names}
+        except (LookupError, TypeError, AttributeError):
+            return None
+
+    def sha256(self, stage: str) -> str | None:
+        """sha256 of :meth:`of` (canonical JSON), or of the whole params.yaml where that is None.
+
+        A stage's timing is keyed to its own params, as DVC keys the stage: a change elsewhere in params.yaml
+        (a key another stage reads, a commit that adds one) neither discards a killed attempt's time nor hides
+        a finished stage's time from the record.
+        """
+        import hashlib
+        import json
+
+        own = self.of(stage)
+        if own is None:
+            return _params_sha256(self.root)
+        return hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stage_params(root: str | os.PathLike, stage: str) -> dict | None:
+    """:meth:`PipelineParams.of` for one stage."""
+    return PipelineParams(root).of(stage)
 
 
 def stage_params_sha256(root: str | os.PathLike, stage: str) -> str | None:
-    """sha256 of :func:`stage_params` (canonical JSON), or of the whole params.yaml where that is None.
-
-    A stage's timing is keyed to its own params, as DVC keys the stage: a change elsewhere in params.yaml (a
-    key another stage reads, a commit that adds one) neither discards a killed attempt's time nor hides a
-    finished stage's time from the record.
-    """
-    import hashlib
-    import json
-
-    own = stage_params(root, stage)
-    if own is None:
-        return _params_sha256(root)
-    return hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()
+    """:meth:`PipelineParams.sha256` for one stage."""
+    return PipelineParams(root).sha256(stage)
 
 
 class StageClock:
@@ -274,6 +288,7 @@ def write_stage_timing(
     root: str | os.PathLike,
     reused: dict | None = None,
     interrupted: dict | None = None,
+    stage_sha256: str | None = None,
 ) -> None:
     """Record that DVC stage ``stage`` ran for ``seconds`` (wall clock) on this machine.
 
@@ -281,8 +296,9 @@ def write_stage_timing(
     runs instead of training them again, and how many reused cells had no time. ``interrupted`` is what
     earlier, killed attempts of the stage with these params ran (``attempts``, ``seconds``, ``cpu_seconds``:
     :class:`StageClock`); it is added to ``seconds`` and ``cpu_seconds``. The file also names the sha256 of the
-    stage's own params (and of the whole params.yaml), so that a record takes only the timings of its own
-    configuration, and the machine's CPU count, so a reader can scale them.
+    stage's own params (``stage_sha256``, the :class:`StageClock`'s when the runner writes it; else read now) and
+    of the whole params.yaml, so that a record takes only the timings of its own configuration, and the
+    machine's CPU count, so a reader can scale them.
     """
     import datetime as dt
     import json
@@ -303,7 +319,7 @@ def write_stage_timing(
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "params_sha256": _params_sha256(root),
-        "stage_params_sha256": stage_params_sha256(root, stage),
+        "stage_params_sha256": stage_sha256 or stage_params_sha256(root, stage),
     }
     path = root / TIMINGS / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,6 +365,7 @@ def run_main(fn: Callable[[], object]) -> int:
                 root,
                 getattr(sys.modules.get("cmmerge.train.kept"), "reused", None),
                 clock.earlier,
+                clock.params_sha256,
             )
         except OSError as exc:  # a timing is a side note: never fail a finished stage over it
             log.warning("could not record the stage's run time: %s", describe_os_error(exc))

@@ -37,10 +37,8 @@ def equal_quality_runs(
 
 @dataclass
 class NullTrial:
-    """One trial: the gold labels, both methods' runs, their scores on shared item resamples, per-run macro-F1."""
+    """One trial: both methods' scores on shared item resamples and their per-run macro-F1."""
 
-    gold: list[str]
-    runs: dict[str, list[list[str]]]
     resampled: dict[str, np.ndarray]  # method → (runs, n_boot)
     f1: dict[str, list[float]]  # method → per-run macro-F1 on the whole test set
 
@@ -63,4 +61,4 @@ def null_trial(
     gold_list = gold.tolist()
     resampled = resampled_seed_scores(gold_list, runs, labels, n_boot, seed=boot_seed)
     f1 = {m: [classification_metrics(gold_list, run, labels)["macro_f1"] for run in rs] for m, rs in runs.items()}
-    return NullTrial(gold_list, runs, resampled, f1)
+    return NullTrial(resampled, f1)

@@ -28,6 +28,7 @@ from cmmerge.train.common import (
     save_on_main,
     training_arguments,
 )
+from cmmerge.train.stopping import best_evaluation, stopped_by_patience
 
 log = logging.getLogger(__name__)
 
@@ -300,14 +301,10 @@ def run_cpt(
         # the whole curve is in metrics/train/cpt (eval/loss)
         summary.update(valid_loss=kept, valid_perplexity=math.exp(min(kept, 50)))
         if stopping:
-            best = evals.index(kept)
             summary.update(
-                best_epoch=best + 1,
+                best_epoch=best_evaluation(evals) + 1,
                 epochs_run=len(evals),
-                # the stopping rule fired: the last `patience` evaluations did not improve on the best (the rule
-                # of EarlyStoppingCallback). A run that ended at its epoch or step budget did not stop early, even
-                # when that left it short of optim.epochs (max_steps)
-                stopped_early=len(evals) - 1 - best >= params.early_stopping_patience,
+                stopped_early=stopped_by_patience(evals, params.early_stopping_patience),
             )
     adapter = model if params.optim.lora.enabled else None
 
