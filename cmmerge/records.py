@@ -36,7 +36,7 @@ from cmmerge.checksums import sha256_file
 from cmmerge.errors import DataError
 from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
-from cmmerge.train.stopping import best_evaluation, stopped_by_patience
+from cmmerge.train.stopping import best_evaluation, evaluations_since_best, stopped_by_patience
 
 RESULTS = Path("results")
 MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
@@ -465,8 +465,8 @@ def cpt_table(root: Path, figure: str | Path) -> str:
     # read from the curve, not the summary's flag: a run that hit max_steps was once marked as stopped early
     if stopped_by_patience(losses, patience):
         how = (
-            f"stopped by its validation loss after {len(valid)} evaluations, the last {len(valid) - 1 - best} "
-            "without improvement"
+            f"stopped by its validation loss after {len(valid)} evaluations, the last "
+            f"{evaluations_since_best(losses)} without improvement"
         )
     else:
         optim = params.get("cpt", {}).get("optim", {})

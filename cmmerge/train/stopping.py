@@ -15,7 +15,12 @@ def best_evaluation(losses: Sequence[float]) -> int:
     return min(range(len(losses)), key=lambda i: losses[i])
 
 
+def evaluations_since_best(losses: Sequence[float]) -> int:
+    """How many evaluations came after the kept one without improving on it."""
+    return len(losses) - 1 - best_evaluation(losses)
+
+
 def stopped_by_patience(losses: Sequence[float], patience: int) -> bool:
     """Whether the rule ended the run: its last ``patience`` evaluations did not improve on the best. A run ended
     by its epoch or step budget did not stop early, even when that left it short of ``optim.epochs``."""
-    return patience > 0 and len(losses) - 1 - best_evaluation(losses) >= patience
+    return patience > 0 and evaluations_since_best(losses) >= patience
