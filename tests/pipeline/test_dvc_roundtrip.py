@@ -246,7 +246,7 @@ def test_pr_report_diffs_a_lambda_change_against_the_base(tiny_pipeline):
         assert (branch / "pr" / link).is_file()
 
 
-def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_pipeline):
+def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_pipeline, monkeypatch):
     """`cmmerge exp run CONFIG -- --queue` twice, `dvc queue start -j 2`: both variants finish, though the task data
     lives in git-ignored data/real/ (where `cmmerge data get` writes), which a queued run's copy lacks unless
     copied in; `dvc exp show` lists both with their metrics. The learning curve's kept cells (git-ignored too) are
@@ -277,6 +277,8 @@ def test_queued_variants_run_in_temporary_copies_with_the_registered_data(tiny_p
         assert done.returncode == 0, done.stderr
         assert "--copy-paths data/real" in done.stderr
         assert "--copy-paths models/curve/cells" in done.stderr
+    # as README starts the queue: two jobs' spinning OpenMP threads would take the cores from each other
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     dvc(repo, "queue", "start", "-j", "2")
     deadline = time.time() + 900
     while time.time() < deadline:
