@@ -28,13 +28,11 @@ object per scenario, and a last line with all of them. Run it with nothing else 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,45 +48,19 @@ SCENARIOS = {  # name: (jobs at once, OMP_WAIT_POLICY or None for the default, t
 
 
 def job(base: str, steps: int, batch: int, threads: int | None) -> dict:
-    """One fine-tuning job in this process: seconds per optimiser step and a hash of the trained weights."""
+    """One fine-tuning job in this process (:func:`train.run_finetune_speed`, max length 64 as the real configs)."""
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-    from cmmerge.fsutil import read_jsonl
-    from cmmerge.models import load_classifier, load_tokenizer
-    from cmmerge.train.common import OptimParams, training_arguments
-    from cmmerge.train.finetune import encode
+    from benchmarks.train import run_finetune_speed
 
     if threads:
         torch.set_num_threads(threads)
-    shared = Path(os.environ.get("CMMERGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    path = shared / "sentimix_hinglish" / "train.jsonl"
-    if not path.is_file():
-        path = ROOT / "data" / "demo" / "hinglish_sentiment" / "train.jsonl"
-    rows = read_jsonl(path)[: steps * batch]
-    labels = sorted({r["label"] for r in rows})
-    tok = load_tokenizer(base)
-    set_seed(0)
-    model = load_classifier(base, labels)
-    optim = OptimParams(max_steps=steps, batch_size=batch, learning_rate=1e-4, logging_steps=10**6)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(
-            model=model,
-            args=training_arguments(tmp, optim, 0, disable_tqdm=True),
-            data_collator=DataCollatorWithPadding(tok),
-            train_dataset=encode(tok, rows, labels, 64),
-        )
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    weights = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        weights.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
+    row = run_finetune_speed(base, steps, batch, max_length=64)
     return {
-        "seconds_per_step": round(seconds / steps, 4),
+        "seconds_per_step": round(row["seconds"] / steps, 4),
         "threads": torch.get_num_threads(),
-        "weights_sha256": weights.hexdigest()[:16],
-        "data": str(path),
+        "weights_sha256": row["weights_sha256"],
+        "data": row["data"],
     }
 
 

@@ -95,7 +95,10 @@ def run_cpt_variant(name: str, base: str, lines: list[str], steps: int, batch: i
     }
 
 
-def run_finetune_speed(base: str, steps: int, batch: int) -> dict:
+def run_finetune_speed(base: str, steps: int, batch: int, max_length: int = 128) -> dict:
+    """Fine-tune ``base`` for ``steps`` optimiser steps on real task rows; time ``trainer.train()``."""
+    import hashlib
+
     import datasets
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
@@ -113,7 +116,7 @@ def run_finetune_speed(base: str, steps: int, batch: int) -> dict:
     tok = load_tokenizer(base)
     set_seed(0)
     model = load_classifier(base, labels)
-    data: datasets.Dataset = encode(tok, rows, labels, 128)
+    data: datasets.Dataset = encode(tok, rows, labels, max_length)
     optim = OptimParams(max_steps=steps, batch_size=batch, learning_rate=1e-4, logging_steps=10**6)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(
@@ -125,13 +128,18 @@ def run_finetune_speed(base: str, steps: int, batch: int) -> dict:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    weights = hashlib.sha256()  # what was trained, to compare runs that should train the same model
+    for name, tensor in sorted(model.state_dict().items()):
+        weights.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
     return {
         "measure": "finetune",
         "data": str(path),
         "steps": steps,
         "batch_size": batch,
-        "seconds": round(seconds, 2),
+        "max_length": max_length,
+        "seconds": round(seconds, 3),
         "examples_per_s": round(steps * batch / seconds, 2),
+        "weights_sha256": weights.hexdigest()[:16],
     }
 
 
