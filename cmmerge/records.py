@@ -6,6 +6,10 @@ A record is what a reviewer needs to trust and regenerate a results table withou
   outputs by hash, so ``dvc repro`` at ``git_commit`` with these params rebuilds the same run);
 - ``metrics/``: the run's metrics folder (per-method, per-seed scores in ``metrics/eval``, the report's
   ``summary.json`` and ``report.md``, data counts, training curves), PNG copies left out;
+- only what the pipeline of this params.yaml writes: DVC keeps a ``dvc.lock`` entry of a stage that
+  ``dvc.yaml`` no longer defines (a transfer pair of the committed default that a real config clears), and a
+  workspace holds the default's committed metrics files; neither belongs to the run, so both are left out
+  (``record.json``'s ``left_out`` names them);
 - ``predictions/``: per-item predictions of every seed of every method, compact: the items once
   (``items.json``: ids and gold labels per test set), then per method a string of label indices per seed;
 - ``timings.json``: how long each stage took when it ran with these params (written by the stage runner,
@@ -26,6 +30,7 @@ table and ``docs/figures/NAME_cpt.svg``), ``<!-- results:NAME:timings -->`` the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import platform
 import re
 import subprocess
@@ -37,6 +42,8 @@ from cmmerge.errors import DataError
 from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import atomic_dir, atomic_file, read_json, write_json
 from cmmerge.train.stopping import best_evaluation, evaluations_since_best, stopped_by_patience
+
+log = logging.getLogger(__name__)
 
 RESULTS = Path("results")
 MAX_FILE_BYTES = 5 * 1024 * 1024  # git hosting limit agreed for this project
@@ -73,13 +80,15 @@ def _versions() -> dict:
 
 
 def _inputs(lock: dict) -> dict[str, dict]:
-    """Data the run read that no stage produced, with the hashes DVC recorded for them."""
+    """Data the run read that no stage produced, with the hashes DVC recorded for them. A dep that is a stage's
+    output, lies inside one, or is a folder of outputs (``metrics/eval``, which the report reads whole and each
+    ``evaluate@`` stage writes one file of) is not an input."""
     produced = {o["path"] for s in lock.get("stages", {}).values() for o in s.get("outs", [])}
     inputs: dict[str, dict] = {}
     for stage in lock.get("stages", {}).values():
         for dep in stage.get("deps", []):
             path = dep["path"]
-            if path in produced or any(path == p or path.startswith(f"{p}/") for p in produced):
+            if any(path == p or path.startswith(f"{p}/") or p.startswith(f"{path}/") for p in produced):
                 continue
             if path.startswith(_CODE_PREFIXES) or path.endswith(".py"):
                 continue
@@ -154,6 +163,25 @@ def _timings(repo: Path, lock: dict) -> dict:
     return {"stages": stages, "unmeasured": unmeasured, "cpus": sorted(c for c in cpus if c)}
 
 
+def _pipeline(repo: Path) -> tuple[set[str], list[str]]:
+    """The stages ``dvc.yaml`` defines with this params.yaml (``foreach`` expanded, named as DVC names them) and
+    the paths their outputs, metrics and plots are written to, as DVC itself reads the pipeline."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo), uninitialized=True) as r:
+            stages = list(r.index.stages)
+    except DvcException as exc:
+        raise DataError(f"{repo / 'dvc.yaml'}: DVC cannot read the pipeline ({exc}); fix it before recording") from exc
+    return {s.name for s in stages}, [Path(o.def_path).as_posix().rstrip("/") for s in stages for o in s.outs]
+
+
+def _written_by(path: str, outs: list[str]) -> bool:
+    """Whether ``path`` (relative to the repository) is, or lies in, one of the outputs ``outs``."""
+    return any(path == out or path.startswith(out + "/") for out in outs)
+
+
 def _check_workspace(repo: Path) -> None:
     """The workspace must be what dvc.lock says: a record of a half-updated run would lie."""
     from dvc.repo import Repo
@@ -185,12 +213,25 @@ def record_run(
     target = Path(results_dir) if results_dir is not None else repo / RESULTS
     target = target / name
     lock = yaml12.load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    stages, outs = _pipeline(repo)
+    # what the workspace holds that this pipeline did not write (see the module docstring) stays out
+    stale = sorted(set(lock.get("stages") or {}) - stages)
+    lock["stages"] = {k: v for k, v in (lock.get("stages") or {}).items() if k in stages}
+    metrics = sorted(p for p in (repo / "metrics").rglob("*") if p.is_file() and p.suffix != ".png")
+    foreign = [p.relative_to(repo).as_posix() for p in metrics if not _written_by(p.relative_to(repo).as_posix(), outs)]
+    if stale or foreign:
+        log.info("left out of the record, not written by this pipeline: %s", ", ".join([*stale, *foreign]))
     items, methods = _compact_predictions(repo / "results" / "predictions")
     with atomic_dir(target) as tmp:
         (tmp / "params.yaml").write_bytes((repo / "params.yaml").read_bytes())
-        (tmp / "dvc.lock").write_bytes((repo / "dvc.lock").read_bytes())
-        for path in sorted((repo / "metrics").rglob("*")):
-            if path.is_file() and path.suffix != ".png":
+        if stale:
+            from dvc.utils.serialize import dumps_yaml
+
+            (tmp / "dvc.lock").write_text(dumps_yaml(lock), encoding="utf-8")
+        else:
+            (tmp / "dvc.lock").write_bytes((repo / "dvc.lock").read_bytes())
+        for path in metrics:
+            if path.relative_to(repo).as_posix() not in foreign:
                 dest = tmp / "metrics" / path.relative_to(repo / "metrics")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(path.read_bytes())
@@ -216,6 +257,7 @@ def record_run(
                 "software": _versions(),
                 "inputs": _inputs(lock),
                 "methods": sorted(methods),
+                "left_out": {"dvc_lock_stages": stale, "files": foreign},
                 "files": files,
             },
         )

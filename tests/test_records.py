@@ -28,6 +28,20 @@ def _fake(gold, accuracy, seed):
     return [g if rng.random() < accuracy else str(rng.choice([x for x in LABELS if x != g])) for g in gold]
 
 
+PIPELINE = {
+    "prepare": {"cmd": "x", "outs": ["data/prepared", "metrics/data.json"]},
+    "cpt": {"cmd": "x", "outs": ["metrics/cpt.json", "metrics/train/cpt"]},
+    "sweep": {"cmd": "x", "outs": ["metrics/sweep.json"]},
+    "evaluate": {
+        "foreach": "${methods}",
+        "do": {"cmd": "x ${key}", "outs": ["results/predictions/${key}.json", "metrics/eval/${key}.json"]},
+    },
+    "report": {"cmd": "x", "outs": ["metrics/summary.json", "metrics/report.md"]},
+    "adamergex": {"cmd": "x", "outs": ["metrics/adamergex"]},
+    "plots": {"cmd": "x", "outs": ["metrics/png"]},
+}
+
+
 @pytest.fixture
 def run_dir(tmp_path) -> Path:
     """A finished run's files as the pipeline leaves them: params, lock, metrics, predictions."""
@@ -45,6 +59,8 @@ def run_dir(tmp_path) -> Path:
     (repo / "metrics" / "png").mkdir()
     (repo / "metrics" / "png" / "x.png").write_bytes(b"\x89PNG")
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    # the pipeline: a record keeps only what its stages write
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": PIPELINE}))
     lock = {
         "schema": "2.0",
         "stages": {
@@ -107,6 +123,49 @@ def test_record_holds_the_run(run_dir):
             run_dir / "results" / "predictions" / f"{method}.json"
         )
     assert all((path / rel).stat().st_size < records.MAX_FILE_BYTES for rel in meta["files"])
+
+
+def test_the_record_leaves_out_what_this_pipeline_did_not_write(run_dir):
+    """A real config run in a checkout of the default keeps the default's dvc.lock entry of a transfer stage the
+    config clears, and the default's committed metrics of it: neither is part of the run, nor its inputs."""
+    lock = yaml.safe_load((run_dir / "dvc.lock").read_text())
+    lock["stages"]["prepare_transfer@en_es"] = {
+        "cmd": "python stages/prepare_transfer.py en_es",
+        "deps": [{"path": "data/demo/en_es", "md5": "zzz.dir", "size": 5, "nfiles": 2}],
+        "outs": [{"path": "metrics/data_transfer/en_es.json", "md5": "yyy"}],
+    }
+    (run_dir / "dvc.lock").write_text(yaml.safe_dump(lock))
+    write_json(run_dir / "metrics" / "data_transfer" / "en_es.json", {"rows": 7})
+    write_json(run_dir / "metrics" / "synth_report.json", {"from": "a benchmark, not a stage"})
+    path = records.record_run("demo_run", run_dir, check_workspace=False)
+    meta = records.load_record("demo_run", run_dir / "results")
+    assert not any(f.startswith("metrics/data_transfer") or "synth_report" in f for f in meta["files"])
+    assert meta["left_out"] == {
+        "dvc_lock_stages": ["prepare_transfer@en_es"],
+        "files": ["metrics/data_transfer/en_es.json", "metrics/synth_report.json"],
+    }
+    assert set(yaml.safe_load((path / "dvc.lock").read_text())["stages"]) == {"prepare", "cpt"}
+    assert "data/demo/en_es" not in meta["inputs"] and "../shared/data/sentimix_hinglish" in meta["inputs"]
+    assert "metrics/eval/ta_ft.json" in meta["files"] and "metrics/train/cpt/loss.tsv" in meta["files"]
+
+
+def test_a_folder_of_stage_outputs_is_not_an_input(run_dir):
+    """The report reads metrics/eval whole; each evaluate@ stage writes one file in it: not data from outside."""
+    lock = yaml.safe_load((run_dir / "dvc.lock").read_text())
+    lock["stages"]["evaluate@full_ft"] = {"cmd": "x", "outs": [{"path": "metrics/eval/full_ft.json", "md5": "0" * 32}]}
+    lock["stages"]["report"] = {"cmd": "x", "deps": [{"path": "metrics/eval", "md5": "1" * 32 + ".dir", "nfiles": 2}]}
+    (run_dir / "dvc.lock").write_text(yaml.safe_dump(lock))
+    records.record_run("demo_run", run_dir, check_workspace=False)
+    assert records.load_record("demo_run", run_dir / "results")["inputs"] == {
+        "../shared/data/sentimix_hinglish": {"md5": "abc.dir", "nfiles": 3, "size": 10}
+    }
+
+
+def test_a_pipeline_dvc_cannot_read_is_refused(run_dir):
+    (run_dir / "dvc.yaml").write_text("stages:\n  prepare: [not, a, stage\n")
+    with pytest.raises(DataError, match=r"dvc.yaml: DVC cannot read the pipeline"):
+        records.record_run("demo_run", run_dir, check_workspace=False)
+    assert not (run_dir / "results" / "demo_run").exists()
 
 
 def test_the_record_takes_the_run_times_of_its_own_params(run_dir):
