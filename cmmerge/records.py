@@ -88,7 +88,7 @@ def _inputs(lock: dict) -> dict[str, dict]:
     for stage in lock.get("stages", {}).values():
         for dep in stage.get("deps", []):
             path = dep["path"]
-            if any(path == p or path.startswith(f"{p}/") or p.startswith(f"{path}/") for p in produced):
+            if _within(path, produced) or any(_within(p, [path]) for p in produced):
                 continue
             if path.startswith(_CODE_PREFIXES) or path.endswith(".py"):
                 continue
@@ -163,35 +163,30 @@ def _timings(repo: Path, lock: dict) -> dict:
     return {"stages": stages, "unmeasured": unmeasured, "cpus": sorted(c for c in cpus if c)}
 
 
-def _pipeline(repo: Path) -> tuple[set[str], list[str]]:
+def _within(path: str, roots) -> bool:
+    """Whether ``path`` (relative to the repository, POSIX) is one of ``roots`` or lies inside one."""
+    return any(path == root or path.startswith(f"{root}/") for root in roots)
+
+
+def _pipeline(repo: Path, check_workspace: bool) -> tuple[set[str], list[str]]:
     """The stages ``dvc.yaml`` defines with this params.yaml (``foreach`` expanded, named as DVC names them) and
-    the paths their outputs, metrics and plots are written to, as DVC itself reads the pipeline."""
+    the paths their outputs, metrics and plots are written to, as DVC itself reads the pipeline. With
+    ``check_workspace``, the workspace must also be what dvc.lock says (a record of a half-updated run would
+    lie); both come from one DVC index."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
-        with Repo(str(repo), uninitialized=True) as r:
+        with Repo(str(repo), uninitialized=not check_workspace) as r:
             stages = list(r.index.stages)
+            changed = sorted(r.status()) if check_workspace else []
     except DvcException as exc:
         raise DataError(f"{repo / 'dvc.yaml'}: DVC cannot read the pipeline ({exc}); fix it before recording") from exc
-    return {s.name for s in stages}, [Path(o.def_path).as_posix().rstrip("/") for s in stages for o in s.outs]
-
-
-def _written_by(path: str, outs: list[str]) -> bool:
-    """Whether ``path`` (relative to the repository) is, or lies in, one of the outputs ``outs``."""
-    return any(path == out or path.startswith(out + "/") for out in outs)
-
-
-def _check_workspace(repo: Path) -> None:
-    """The workspace must be what dvc.lock says: a record of a half-updated run would lie."""
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as r:
-        changed = sorted(r.status())
     if changed:
         raise DataError(
             f"{repo}: the workspace differs from dvc.lock in {', '.join(changed)}; run `dvc repro` before recording"
         )
+    return {s.name for s in stages}, [Path(o.def_path).as_posix().rstrip("/") for s in stages for o in s.outs]
 
 
 def record_run(
@@ -208,17 +203,20 @@ def record_run(
     for need in ("params.yaml", "dvc.lock", "metrics/summary.json", "results/predictions"):
         if not (repo / need).exists():
             raise DataError(f"{repo / need}: missing; run `dvc repro` to completion before recording")
-    if check_workspace:
-        _check_workspace(repo)
+    stages, outs = _pipeline(repo, check_workspace)
     target = Path(results_dir) if results_dir is not None else repo / RESULTS
     target = target / name
     lock = yaml12.load((repo / "dvc.lock").read_text(encoding="utf-8"))
-    stages, outs = _pipeline(repo)
     # what the workspace holds that this pipeline did not write (see the module docstring) stays out
-    stale = sorted(set(lock.get("stages") or {}) - stages)
-    lock["stages"] = {k: v for k, v in (lock.get("stages") or {}).items() if k in stages}
-    metrics = sorted(p for p in (repo / "metrics").rglob("*") if p.is_file() and p.suffix != ".png")
-    foreign = [p.relative_to(repo).as_posix() for p in metrics if not _written_by(p.relative_to(repo).as_posix(), outs)]
+    locked = lock.get("stages") or {}
+    stale = sorted(set(locked) - stages)
+    lock["stages"] = {k: v for k, v in locked.items() if k in stages}
+    metrics = {
+        p.relative_to(repo).as_posix(): p
+        for p in sorted((repo / "metrics").rglob("*"))
+        if p.is_file() and p.suffix != ".png"
+    }
+    foreign = [rel for rel in metrics if not _within(rel, outs)]
     if stale or foreign:
         log.info("left out of the record, not written by this pipeline: %s", ", ".join([*stale, *foreign]))
     items, methods = _compact_predictions(repo / "results" / "predictions")
@@ -230,9 +228,9 @@ def record_run(
             (tmp / "dvc.lock").write_text(dumps_yaml(lock), encoding="utf-8")
         else:
             (tmp / "dvc.lock").write_bytes((repo / "dvc.lock").read_bytes())
-        for path in metrics:
-            if path.relative_to(repo).as_posix() not in foreign:
-                dest = tmp / "metrics" / path.relative_to(repo / "metrics")
+        for rel, path in metrics.items():
+            if _within(rel, outs):
+                dest = tmp / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(path.read_bytes())
         write_json(tmp / "timings.json", _timings(repo, lock))

