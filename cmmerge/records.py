@@ -422,10 +422,30 @@ def _adamergex_caption(root: Path, params: dict) -> str:
     return (
         f"LoRA (r = {p.get('lora', {}).get('r')}) adapters on θ_base. `lora_en`: fine-tuned on the English task data, "
         f"applied as is; `lora_adamergex`: that adapter + λ·(reference_cm − reference_en), {chosen}; `lora_cm`: "
-        f"fine-tuned on the code-mixed task data. {_seeds(p.get('seeds', []))} the task "
+        f"fine-tuned on the code-mixed task data. {_task_recipe(root, p)}{_seeds(p.get('seeds', []))} the task "
         f"adapters only; all share the two reference adapters (LoRA MLM on equal numbers of English and code-mixed "
         f"lines, seed {ref.get('seed')}; a random MLM head trained first for {ref.get('head_steps', 0)} steps)."
     )
+
+
+def _task_recipe(root: Path, p: dict) -> str:
+    """The caption's sentence on the task adapters' recipe: chosen on dev (the stage's recipe record), or as params
+    gave it (a record made before the stage wrote one has only its params)."""
+    path = root / "metrics" / "adamergex" / "recipe.json"
+    record = read_json(path) if path.is_file() else {}
+    chosen = record.get("chosen") or p.get("optim", {})
+    if not all(isinstance(chosen.get(k), int | float) for k in ("learning_rate", "epochs")):
+        return ""  # neither a recipe record nor numbers in params: nothing to say
+    recipe = f"learning rate {chosen['learning_rate']:g}, {chosen['epochs']:g} epochs"
+    grid = p.get("recipe") or {}
+    if record.get("grid_cells"):
+        return (
+            f"Both task adapters use one recipe, {recipe}, chosen for `lora_cm` by its code-mixed dev macro-F1 "
+            f"(mean of seeds {', '.join(map(str, grid.get('seeds', [])))}) among learning rates "
+            f"{', '.join(f'{v:g}' for v in grid.get('learning_rates', []))} × epochs "
+            f"{', '.join(f'{v:g}' for v in grid.get('epochs', []))}. "
+        )
+    return f"Both task adapters use the recipe set in params, {recipe} (not chosen on dev). "
 
 
 def curve_table(summary: dict, alpha: float, figure: str | Path) -> str:

@@ -1,5 +1,8 @@
 """DVC stage ``adamergex``: the English task adapter as is, composed for code-mixed text (AdaMergeX), and
-a code-mixed LoRA, each per seed; scored like every method; summary and table with `lora_en` as reference."""
+a code-mixed LoRA, each per seed; scored like every method; summary and table with `lora_en` as reference.
+
+The task adapters' recipe is given in params or chosen on code-mixed dev (``--work`` keeps the grid's cells,
+``--recipe`` and ``--recipe-grid`` record it)."""
 
 import dataclasses
 from pathlib import Path
@@ -14,8 +17,8 @@ from cmmerge.train.adapter_transfer import VARIANTS, AdapterTransferParams, run_
 def main() -> None:
     args = stage_args(
         __doc__,
-        paths=("base", "english", "task", "corpus", "labels", "prepared", "transfer", "out", "lambda-record",
-               "evals", "predictions", "confusion", "summary", "report"),
+        paths=("base", "english", "task", "corpus", "labels", "prepared", "transfer", "out", "work", "recipe",
+               "recipe-grid", "lambda-record", "evals", "predictions", "confusion", "summary", "report"),
         folders={"out": "lora_en"},
     )  # fmt: skip
     evaluate = load_section("evaluate", EvaluateParams)
@@ -30,6 +33,9 @@ def main() -> None:
         lambda_record=args.lambda_record,
         eval_max_length=evaluate.max_length,
         eval_batch_size=evaluate.batch_size,
+        recipe_work=args.work,
+        recipe_record=args.recipe,
+        recipe_grid=args.recipe_grid,
     )
     pairs = list(load_yaml(PARAMS_FILE).get("transfer") or {})
     for variant in VARIANTS:

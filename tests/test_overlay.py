@@ -195,4 +195,4 @@ def test_work_folders_of_a_pipeline(repo_root):
     }
     assert work_folders(pipeline) == ["models/recipe", "models/x_${item}", "models/my curve"]
     shipped = work_folders(yaml.safe_load((repo_root / "dvc.yaml").read_text()))
-    assert shipped == ["models/recipe", "models/sweep", "models/curve"]
+    assert shipped == ["models/recipe", "models/sweep", "models/adamergex_recipe", "models/curve"]

@@ -432,3 +432,20 @@ def test_cpt_part_shows_the_validation_curve_and_its_figure(run_dir, tmp_path):
     assert not figure.exists()
     records.render_readme(readme, run_dir / "results")
     assert figure.read_bytes().startswith(b"<?xml") and records.render_readme(readme, run_dir / "results", True) == []
+
+
+def test_the_adamergex_caption_names_the_task_adapters_recipe(tmp_path):
+    grid = {"learning_rates": [1e-3, 3e-3], "epochs": [3, 10], "seeds": [1, 2]}
+    params = {"optim": {"learning_rate": "dev", "epochs": "dev"}, "recipe": grid}
+    # no recipe record (a run made before the stage wrote one) and no numbers in params: nothing is claimed
+    assert records._task_recipe(tmp_path, params) == ""
+    assert records._task_recipe(tmp_path, {"optim": {"learning_rate": 1e-3, "epochs": 3}}) == (
+        "Both task adapters use the recipe set in params, learning rate 0.001, 3 epochs (not chosen on dev). "
+    )
+    (tmp_path / "metrics" / "adamergex").mkdir(parents=True)
+    chosen = {"learning_rate": 3e-3, "epochs": 10.0, "steps": 320}
+    write_json(tmp_path / "metrics" / "adamergex" / "recipe.json", {"chosen": chosen, "grid_cells": 4})
+    assert records._task_recipe(tmp_path, params) == (
+        "Both task adapters use one recipe, learning rate 0.003, 10 epochs, chosen for `lora_cm` by its code-mixed "
+        "dev macro-F1 (mean of seeds 1, 2) among learning rates 0.001, 0.003 × epochs 3, 10. "
+    )

@@ -8,6 +8,12 @@ Three ways to get a LoRA classifier for the code-mixed task, each once per seed,
   adapters trained on English text and on code-mixed text (the same number of lines of each);
 - ``lora_cm``: a LoRA adapter fine-tuned on the code-mixed task data directly (what labels buy).
 
+The task adapters (``lora_en``, ``lora_cm``) share one recipe. It is given in ``optim``, or, with ``dev`` for
+its learning rate and/or epochs, chosen on the code-mixed dev split over the ``recipe`` grid for ``lora_cm``
+(the strongest of the three: the recipe is tuned for the method the composition must get close to, as the
+main table's recipe is tuned for ``full_ft``). The grid runs through :func:`cmmerge.train.recipe.run_recipe`
+with LoRA on, its cells kept like the recipe stage's, so a killed grid resumes.
+
 The reference adapters are trained once (``reference.seed``) and shared by every seed, like the
 CPT run of the main table. Each variant is written as ``<out>/<variant>/seed<k>``, a full classifier
 (the adapter merged into θ_base) that ``evaluate`` scores like any fine-tuned method.
@@ -28,6 +34,8 @@ from cmmerge.fsutil import atomic_dir, read_json, read_jsonl, write_json
 from cmmerge.params import require
 from cmmerge.selection import best_on_dev
 from cmmerge.train.common import LoraParams, OptimParams
+from cmmerge.train.finetune import FinetuneParams
+from cmmerge.train.recipe import RecipeParams
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,9 @@ class AdapterTransferParams:
     seeds: list[int] = field(default_factory=lambda: [1])  # task adapters (English and code-mixed)
     max_length: int = 64
     lora: LoraParams = field(default_factory=lambda: LoraParams(enabled=True))
-    optim: OptimParams = field(default_factory=_task_optim)  # the task adapters' recipe
+    # the task adapters' recipe; "dev" for learning_rate and/or epochs: chosen over `recipe` on code-mixed dev
+    optim: OptimParams = field(default_factory=_task_optim)
+    recipe: RecipeParams | None = None  # the grid a "dev" value is chosen on (lora_cm's dev macro-F1)
     reference: ReferenceParams = field(default_factory=ReferenceParams)
     # parameters of the `adamergex` merge method (cmmerge.merge.adapters): lambda, mode (svd | concat), rank
     merge: dict[str, Any] = field(default_factory=lambda: {"lambda": 1.0, "mode": "svd"})
@@ -76,7 +86,17 @@ class AdapterTransferParams:
         require(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"{where}.seeds: distinct seeds")
         require(self.lora.enabled, f"{where}.lora.enabled must be true: AdaMergeX composes LoRA adapters")
         require(self.max_length >= 4, f"{where}.max_length must be at least 4, got {self.max_length}")
-        require(not self.optim.from_dev and not self.reference.optim.from_dev, f"{where}: give numbers, not 'dev'")
+        require(not self.reference.optim.from_dev, f"{where}.reference.optim: give numbers, not 'dev'")
+        require(
+            not self.optim.from_dev or self.recipe is not None,
+            f"{where}.optim takes 'dev' for its learning rate or epochs, so {where}.recipe must give the grid to "
+            "choose them on (learning_rates, epochs, seeds), or give numbers",
+        )
+        require(
+            self.recipe is None or self.optim.from_dev,
+            f"{where}.recipe is set but {where}.optim gives numbers for both learning_rate and epochs, so the grid "
+            "would decide nothing: set one of them to 'dev' or remove the recipe",
+        )
         if self.lambdas is not None:
             require(bool(self.lambdas), f"{where}.lambdas must list at least one value (or be null)")
             require(len(set(self.lambdas)) == len(self.lambdas), f"{where}.lambdas has duplicates: {self.lambdas}")
@@ -214,30 +234,47 @@ def run_adapter_transfer(
     lambda_record: str | Path | None = None,
     eval_max_length: int = 128,
     eval_batch_size: int = 64,
+    recipe_work: str | Path | None = None,
+    recipe_record: str | Path | None = None,
+    recipe_grid: str | Path | None = None,
 ) -> dict[str, Path]:
     """Train, compose and write every variant × seed to ``out_dir/<variant>/seed<k>``; return the variant folders.
 
     With ``params.lambdas``, every λ's dev scores and the chosen one go to ``lambda_record`` (default:
     ``out_dir/work/lambda_dev.json``); dev is scored as ``evaluate`` scores test (``eval_max_length``,
-    ``eval_batch_size``).
+    ``eval_batch_size``). The task adapters' recipe goes to ``recipe_record`` (default ``out_dir/work/recipe.json``)
+    and the grid it was chosen on, one entry per cell, to ``recipe_grid`` (an empty list when ``params.optim``
+    gives numbers); the grid keeps its cells under ``recipe_work`` (default ``out_dir/work/recipe``).
 
     ``english_dir``/``task_dir`` are prepared folders (train.jsonl, dev.jsonl); the English reference text is the
     English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
     """
     from cmmerge.data.loaders import load_corpus
-    from cmmerge.train.finetune import FinetuneParams, run_finetune
+    from cmmerge.train.finetune import run_finetune
 
     params.validate("adamergex")
     out_dir, english_dir, task_dir = Path(out_dir), Path(english_dir), Path(task_dir)
     labels = read_json(labels_path)
     work = out_dir / "work"
     english_texts = [r["text"] for r in read_jsonl(english_dir / "train.jsonl")]
-    refs = train_references(base, english_texts, load_corpus(Path(corpus_path)), params, work)
     ft = FinetuneParams(
         max_length=params.max_length,
         seeds=list(params.seeds),
         optim=dataclasses.replace(params.optim, lora=params.lora),
     )
+    # the recipe first: its cells are kept, so a killed stage does not train them again
+    ft = task_recipe(
+        base,
+        task_dir,
+        labels_path,
+        params,
+        ft,
+        Path(recipe_work) if recipe_work is not None else work / "recipe",
+        Path(recipe_record) if recipe_record is not None else work / "recipe.json",
+        Path(recipe_grid) if recipe_grid is not None else work / "recipe_grid.json",
+        (eval_max_length, eval_batch_size),
+    )
+    refs = train_references(base, english_texts, load_corpus(Path(corpus_path)), params, work)
     for seed in params.seeds:
         for variant, data in (("lora_en", english_dir), ("lora_cm", task_dir)):
             target = out_dir / variant / f"seed{seed}"
@@ -254,6 +291,34 @@ def run_adapter_transfer(
     for corpus in ("corpus_en", "corpus_cm", "corpus_head"):
         shutil.rmtree(work / corpus, ignore_errors=True)
     return {v: out_dir / v for v in VARIANTS}
+
+
+def task_recipe(
+    base: str | Path,
+    task_dir: Path,
+    labels_path: str | Path,
+    params: AdapterTransferParams,
+    ft: FinetuneParams,
+    work: Path,
+    record: Path,
+    grid: Path,
+    scoring: tuple[int, int],
+) -> FinetuneParams:
+    """``ft`` with the task adapters' recipe: as ``params.optim`` gives it, or its ``dev`` values chosen for
+    ``lora_cm`` (LoRA on θ_base, trained on the code-mixed task) by code-mixed dev macro-F1 over ``params.recipe``.
+
+    Writes ``record`` (``{"chosen": {"learning_rate", "epochs", …}, "grid_cells": n, …}``, ``grid_cells`` 0 when
+    the recipe was given) and ``grid`` (the cells).
+    """
+    from cmmerge.train.recipe import resolve_recipe, run_recipe
+
+    if params.recipe is None:
+        chosen = {"learning_rate": ft.optim.learning_rate, "epochs": ft.optim.epochs}
+        write_json(record, {"chosen": chosen, "grid_cells": 0})
+        write_json(grid, [])
+        return ft
+    run_recipe(base, task_dir, labels_path, params.recipe, ft, work, record, grid, *scoring)
+    return resolve_recipe(ft, record)
 
 
 def _choose_lambda(

@@ -128,8 +128,78 @@ def test_a_head_trained_first_leaves_the_encoder_as_it_was(experiment):
     assert any(not torch.equal(base[n], head[n]) for n in base if n.startswith("cls."))
 
 
+def test_a_recipe_given_in_params_is_recorded_with_no_grid(experiment):
+    _root, out = experiment
+    record = json.loads((out / "work" / "recipe.json").read_text())
+    assert record == {"chosen": {"learning_rate": 5e-3, "epochs": 1.0}, "grid_cells": 0}
+    assert json.loads((out / "work" / "recipe_grid.json").read_text()) == []
+
+
+@pytest.fixture(scope="module")
+def recipe_experiment(tiny_models, prepared, tmp_path_factory):
+    """AdaMergeX with the task adapters' learning rate and epochs chosen on dev over a 2 × 2 grid."""
+    root = tmp_path_factory.mktemp("adamergex_recipe")
+    export_base(str(tiny_models["bert"]), root / "base", seed=1)
+    tiny = {"batch_size": 8, "warmup_ratio": 0.0, "logging_steps": 1}
+    params = from_dict(
+        AdapterTransferParams,
+        {
+            "seeds": [1],
+            "max_length": 32,
+            "lora": {"enabled": True, "r": 4, "alpha": 8},
+            "optim": {**tiny, "learning_rate": "dev", "epochs": "dev"},
+            "recipe": {"learning_rates": [1e-5, 2e-2], "epochs": [1, 2], "seeds": [1]},
+            "reference": {"lines": 40, "max_length": 32, "optim": {**tiny, "epochs": 1, "learning_rate": 5e-3}},
+            "merge": {"lambda": 1.0, "mode": "concat"},
+        },
+        where="adamergex",
+    )
+    p = prepared / "prepared"
+    out = root / "out"
+    run_adapter_transfer(
+        root / "base", p / "english", p / "task", prepared / "corpus" / "train.txt", p / "labels.json", params, out
+    )
+    return out
+
+
+def test_the_task_adapters_recipe_is_chosen_for_lora_cm_on_code_mixed_dev(recipe_experiment, prepared):
+    from cmmerge.eval.predict import macro_f1
+    from cmmerge.fsutil import read_jsonl
+
+    out = recipe_experiment
+    grid = json.loads((out / "work" / "recipe_grid.json").read_text())
+    record = json.loads((out / "work" / "recipe.json").read_text())
+    assert [(c["learning_rate"], c["epochs"]) for c in grid] == [(1e-5, 1.0), (1e-5, 2.0), (2e-2, 1.0), (2e-2, 2.0)]
+    assert record["grid_cells"] == 4
+    # the best seed-mean dev macro-F1, the first in grid order on a tie
+    best = max(grid, key=lambda c: (c["dev_macro_f1"], -grid.index(c)))
+    assert record["chosen"] == {k: best[k] for k in ("learning_rate", "epochs", "steps")}
+    # lora_cm seed 1 is the chosen cell's seed-1 run again: same steps, same dev score to the last digit
+    p = prepared / "prepared"
+    dev, labels = read_jsonl(p / "task" / "dev.jsonl"), json.loads((p / "labels.json").read_text())
+    cm = out / "lora_cm" / "seed1"
+    assert json.loads((cm / "train_summary.json").read_text())["steps"] == best["steps"]
+    assert macro_f1(cm, dev, labels, 128, 64) == best["dev_seed1"]
+    # the English adapter is trained with the same recipe: its steps follow from the chosen epochs
+    english_rows = len(read_jsonl(p / "english" / "train.jsonl"))
+    steps_en = json.loads((out / "lora_en" / "seed1" / "train_summary.json").read_text())["steps"]
+    assert steps_en == -(-english_rows // 8) * int(best["epochs"])
+    # the grid's cells differ, so the choice decided something
+    assert len({c["steps"] for c in grid}) == 2
+
+
 def test_adamergex_params_are_checked():
     with pytest.raises(ConfigError, match=r"adamergex\.lora\.enabled must be true"):
         from_dict(AdapterTransferParams, {"lora": {"enabled": False}}, where="adamergex")
-    with pytest.raises(ConfigError, match="give numbers"):
+    with pytest.raises(ConfigError, match=r"adamergex\.optim takes 'dev'.*adamergex\.recipe must give the grid"):
         from_dict(AdapterTransferParams, {"optim": {"learning_rate": "dev"}}, where="adamergex")
+    with pytest.raises(ConfigError, match=r"adamergex\.recipe is set but .* would decide nothing"):
+        from_dict(AdapterTransferParams, {"recipe": {"learning_rates": [1e-3]}}, where="adamergex")
+    with pytest.raises(ConfigError, match=r"adamergex\.reference\.optim: give numbers"):
+        from_dict(AdapterTransferParams, {"reference": {"optim": {"epochs": "dev"}}}, where="adamergex")
+    with pytest.raises(ConfigError, match=r"adamergex\.recipe\.epochs must be positive"):
+        from_dict(
+            AdapterTransferParams,
+            {"optim": {"epochs": "dev"}, "recipe": {"epochs": [0, 3]}},
+            where="adamergex",
+        )
