@@ -335,7 +335,10 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
         raise DataError(f"{path}: record '{name}' has no {part} results (was its {part} stage in the run?)")
     if part == "adamergex":
         summary = retested_summary(root, path, root / "metrics" / "adamergex" / "eval", params)
-        return markdown_table(summary, alpha, caption=_adamergex_caption(root, params))
+        table = markdown_table(summary, alpha, caption=_adamergex_caption(root, params))
+        # the recipe on a line of its own: it is a setting of the run, not a result of the table
+        recipe = _task_recipe(root, params.get("adamergex", {})).strip()
+        return f"{table.rstrip()}\n\n{recipe}\n" if recipe else table
     summary = read_json(path)
     if "predictions" in summary:  # tested again by this code, as the methods table is
         from cmmerge.eval.curve import compare_with_reference
@@ -422,7 +425,7 @@ def _adamergex_caption(root: Path, params: dict) -> str:
     return (
         f"LoRA (r = {p.get('lora', {}).get('r')}) adapters on θ_base. `lora_en`: fine-tuned on the English task data, "
         f"applied as is; `lora_adamergex`: that adapter + λ·(reference_cm − reference_en), {chosen}; `lora_cm`: "
-        f"fine-tuned on the code-mixed task data. {_task_recipe(root, p)}{_seeds(p.get('seeds', []))} the task "
+        f"fine-tuned on the code-mixed task data. {_seeds(p.get('seeds', []))} the task "
         f"adapters only; all share the two reference adapters (LoRA MLM on equal numbers of English and code-mixed "
         f"lines, seed {ref.get('seed')}; a random MLM head trained first for {ref.get('head_steps', 0)} steps)."
     )
