@@ -67,10 +67,22 @@ def reference(big, tmp_path_factory) -> dict[str, str]:
     return snapshot(out)
 
 
+def _default_sigint() -> None:
+    """SIGINT back to its default in the merge process, so that Python turns it into KeyboardInterrupt there.
+
+    A shell without job control starts background commands with SIGINT ignored, and the ignore is inherited:
+    a suite started as `pytest … &` from a script would hand the merge an ignored SIGINT, and Python installs
+    no KeyboardInterrupt handler for a signal ignored at start-up (the merge would then finish with exit 0).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kill_mid_write(big: Path, out: Path, sig: int) -> subprocess.CompletedProcess:
     """Start a merge into ``out`` and send ``sig`` once its temporary folder holds a second shard."""
     cmd = [sys.executable, "-m", "cmmerge", "merge", str(big / "merge.yaml"), str(out)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.monotonic() + 300
     hit = False
     while time.monotonic() < deadline and proc.poll() is None:
