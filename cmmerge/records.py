@@ -432,8 +432,9 @@ def _adamergex_caption(root: Path, params: dict) -> str:
 
 
 def _task_recipe(root: Path, p: dict) -> str:
-    """The caption's sentence on the task adapters' recipe: chosen on dev (the stage's recipe record), or as params
-    gave it (a record made before the stage wrote one has only its params)."""
+    """The sentence on the task adapters' recipe (the line under the AdaMergeX table, trailing space included):
+    chosen on dev (the stage's recipe record), or as params gave it (a record made before the stage wrote one has
+    only its params); empty when neither says."""
     path = root / "metrics" / "adamergex" / "recipe.json"
     record = read_json(path) if path.is_file() else {}
     chosen = record.get("chosen") or p.get("optim", {})
