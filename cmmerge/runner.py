@@ -8,8 +8,8 @@ failed or stopped stage leaves nothing half-written behind. ``CMMERGE_DEBUG=1`` 
 Importing this module (every stage script does, and the ``cmmerge`` command) imports :mod:`cmmerge`
 first, which sets the Hugging Face offline environment before anything of that stack is imported.
 
-Under ``dvc repro`` / ``dvc exp run`` (DVC sets ``DVC_STAGE`` and ``DVC_ROOT`` for a stage's command), a stage
-that finishes writes how long it took to ``.cmmerge/timings/<stage>.json`` in the repository (git-ignored,
+Under ``dvc repro`` / ``dvc exp run`` (DVC sets ``DVC_STAGE`` for a stage's command), a stage that finishes
+writes how long it took to ``.cmmerge/timings/<stage>.json`` in the repository it runs in (git-ignored,
 not a DVC out, so it never changes a stage's outputs or makes a run non-deterministic). ``cmmerge results
 record`` copies the timings of the recorded configuration into the record (:mod:`cmmerge.records`); that is
 where README's run times come from. The time is *active* wall time, measured by :class:`StageClock`: a stopped
@@ -85,7 +85,7 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}{where}" + (f"; {hint}" if hint else "")
 
 
-TIMINGS = ".cmmerge/timings"  # under DVC_ROOT
+TIMINGS = ".cmmerge/timings"  # under the repository the stage runs in (see run_main)
 
 
 def _params_sha256(root: str | os.PathLike) -> str | None:
@@ -234,6 +234,10 @@ class StageClock:
     def seconds(self) -> float:
         return self.active
 
+    def now(self) -> float:
+        """The active time up to this moment: the ticks so far and the time since the last (at most two ticks)."""
+        return self.active + min(max(time.monotonic() - self._last, 0.0), 2 * self.tick)
+
     def cpu_seconds(self) -> float:
         return _cpu_seconds() - self._cpu_started
 
@@ -279,6 +283,18 @@ class StageClock:
                 self.save_partial()
             else:
                 self.path.unlink(missing_ok=True)
+
+
+_running_clock: StageClock | None = None  # the clock of the stage this process runs (run_main), if any
+
+
+def stage_time() -> float:
+    """A clock for timing part of a stage: the running stage's active time (:meth:`StageClock.now`), else
+    ``time.perf_counter``. Differences of two readings in one process are seconds of work; a stretch when the
+    stage was stopped (SIGSTOP) counts at most two ticks, as in the stage's own time.
+    """
+    clock = _running_clock
+    return clock.now() if clock is not None else time.perf_counter()
 
 
 def write_stage_timing(
@@ -331,8 +347,13 @@ def run_main(fn: Callable[[], object]) -> int:
     """Run ``fn``; user errors, system errors and SIGINT/SIGTERM become one line on stderr and an exit status."""
     setup_logging()
     debug = os.environ.get("CMMERGE_DEBUG", "") not in ("", "0")
-    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT") or os.getcwd()
+    # The repository is the working directory: DVC runs a stage's command in the stage's folder, and dvc.yaml
+    # sits at the root. Not DVC_ROOT: for a queued experiment DVC points it at the parent repository, so the
+    # variant's timings would overwrite the parent's, keyed to the parent's params.yaml.
+    stage, root = os.environ.get("DVC_STAGE"), os.getcwd()
     clock = StageClock(stage, root).start() if stage else None
+    global _running_clock
+    _running_clock = clock
     interrupted = False  # a stopped stage keeps its partial time for the rerun; a failed one does not
     try:
         with _sigterm_raises():
@@ -354,6 +375,7 @@ def run_main(fn: Callable[[], object]) -> int:
         print(f"cmmerge: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     finally:  # every way out stops the clock; only a stopped stage (SIGINT/SIGTERM) keeps its partial time
+        _running_clock = None
         if clock is not None:
             clock.stop(keep_partial=interrupted)
     if clock is not None:

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from cmmerge import runner
 from cmmerge.errors import DataError
 from cmmerge.runner import TIMINGS, StageClock, run_main, stage_params, stage_params_sha256
+from cmmerge.train import kept
 
 
 @pytest.fixture
@@ -16,7 +18,7 @@ def stage_env(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("seed: 1\n")
     (tmp_path / "dvc.yaml").write_text("stages:\n  cpt:\n    cmd: python cpt.py\n    params: [seed]\n")
     monkeypatch.setenv("DVC_STAGE", "cpt")
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # DVC runs a stage's command in the repository it runs
     return tmp_path
 
 
@@ -110,3 +112,43 @@ def test_stage_params_resolve_foreach_and_templates_as_dvc_does(tmp_path):
     assert stage_params(tmp_path, "other") is None and stage_params(tmp_path, "finetune@zzz") is None
     whole = __import__("hashlib").sha256((tmp_path / "params.yaml").read_bytes()).hexdigest()
     assert stage_params_sha256(tmp_path, "other") == whole
+
+
+def test_a_queued_experiment_times_its_own_copy_not_the_parent(tmp_path, monkeypatch):
+    """DVC sets DVC_ROOT to the parent repository for a queued experiment; its timing belongs to its own copy."""
+    parent, copy = tmp_path / "parent", tmp_path / "copy"
+    for root, seed in ((parent, 1), (copy, 2)):  # the variant changed the stage's params
+        root.mkdir()
+        (root / "params.yaml").write_text(f"seed: {seed}\n")
+        (root / "dvc.yaml").write_text("stages:\n  cpt:\n    cmd: python cpt.py\n    params: [seed]\n")
+    (parent / TIMINGS).mkdir(parents=True)
+    parents_own = '{"stage": "cpt", "seconds": 123.0}\n'
+    (parent / TIMINGS / "cpt.json").write_text(parents_own)
+    monkeypatch.setenv("DVC_STAGE", "cpt")
+    monkeypatch.setenv("DVC_ROOT", str(parent))
+    monkeypatch.chdir(copy)
+    assert run_main(lambda: None) == 0
+    assert (parent / TIMINGS / "cpt.json").read_text() == parents_own, "the parent's timing is left alone"
+    timing = json.loads((copy / TIMINGS / "cpt.json").read_text())
+    assert timing["stage_params_sha256"] == stage_params_sha256(copy, "cpt") != stage_params_sha256(parent, "cpt")
+
+
+def test_a_kept_cell_is_timed_on_the_stage_clock(tmp_path, monkeypatch):
+    """A cell trained while the stage was stopped (SIGSTOP) counts the stopped stretch as at most two ticks."""
+    clock = StageClock("recipe", tmp_path, tick=5.0)
+    monkeypatch.setattr(runner, "_running_clock", clock)
+    cell = tmp_path / "cells" / "lr1e-4_ep3" / "seed1.json"
+    assert kept.load_kept(cell, "fp") is None  # missed at active time ~0: the cell is trained now
+    clock.active = 7.0  # 7 s of ticks, then the process stood still for 500 s since the last one
+    clock._last = time.monotonic() - 500.0
+    kept.keep(cell, "fp", {"score": 0.5})
+    assert json.loads(cell.read_text())["seconds"] == pytest.approx(7.0 + 2 * 5.0, abs=0.2)
+
+
+def test_outside_a_stage_a_kept_cell_is_timed_on_the_wall_clock(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "_running_clock", None)
+    cell = tmp_path / "seed1.json"
+    assert kept.load_kept(cell, "fp") is None
+    time.sleep(0.2)
+    kept.keep(cell, "fp", {"score": 0.5})
+    assert 0.2 <= json.loads(cell.read_text())["seconds"] < 5.0

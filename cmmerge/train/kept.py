@@ -6,7 +6,8 @@ inputs (starting checkpoint, training data, scored split) and the training and s
 run reuses the file only when the fingerprint is the same, so a change of params, data or code
 retrains the cell instead of reusing a stale score.
 
-Each kept file also holds the seconds its cell took to train and score. A stage that reuses cells adds
+Each kept file also holds the seconds its cell took to train and score, on the stage's clock
+(:func:`cmmerge.runner.stage_time`: a stretch when the stage was stopped does not count). A stage that reuses cells adds
 their seconds to its own run time (:data:`reused`, read by :mod:`cmmerge.runner`), so a stage timing is the
 compute its result cost, not only the minutes of the run that finished it. The seconds never reach a
 stage's outputs: they are not part of the cell :func:`load_kept` and :func:`keep` return.
@@ -14,10 +15,10 @@ stage's outputs: they are not part of the cell :func:`load_kept` and :func:`keep
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from cmmerge.fsutil import read_json, write_json
+from cmmerge.runner import stage_time
 
 
 def training_code() -> list[Path]:
@@ -66,7 +67,7 @@ def load_kept(path: str | Path, fp: str) -> dict | None:
     path = Path(path)
     cell = read_json(path) if path.is_file() else None
     if not (isinstance(cell, dict) and cell.get("fingerprint") == fp):
-        _missed[str(path)] = time.perf_counter()
+        _missed[str(path)] = stage_time()
         return None
     seconds = cell.pop("seconds", None)
     if seconds is None:  # kept by a version that did not time its cells
@@ -80,6 +81,6 @@ def keep(path: str | Path, fp: str, cell: dict) -> dict:
     """Write ``cell`` (with its fingerprint and the seconds since :func:`load_kept` missed it) to ``path``
     atomically; return the cell with its fingerprint."""
     started = _missed.pop(str(Path(path)), None)
-    seconds = round(time.perf_counter() - started, 1) if started is not None else None
+    seconds = round(stage_time() - started, 1) if started is not None else None
     write_json(path, {"fingerprint": fp, **cell, **({"seconds": seconds} if seconds is not None else {})})
     return {"fingerprint": fp, **cell}
