@@ -2,7 +2,8 @@
 
 metrics/curve.json (DVC plot records), metrics/curve_summary.json (means, stds, differences to the reference per
 size tested over seeds and items, every cell's predictions), metrics/png/curve.png. Finished cells are kept in
-models/curve, so a killed run resumes at the first missing one.
+models/curve, so a killed run resumes at the first missing one. At the pipeline's own size the finetune stage's
+models (``--finetuned``) are scored instead of being trained again.
 """
 
 from cmmerge.data.prepare import PrepareParams
@@ -15,7 +16,9 @@ from cmmerge.train.recipe import load_finetune_params
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("prepared-root", "transfer", "recipe", "work", "records", "summary", "png"))
+    args = stage_args(
+        __doc__, paths=("prepared-root", "transfer", "recipe", "work", "records", "summary", "png", "finetuned")
+    )
     params = load_yaml(PARAMS_FILE)
     curve = load_section("curve", CurveParams)
     evaluate = load_section("evaluate", EvaluateParams)
@@ -39,6 +42,7 @@ def main() -> None:
         pairs=list(params.get("transfer") or {}),
         prepared_root=args.prepared_root,
         png_path=args.png,
+        finetuned=args.finetuned,
     )
 
 

@@ -8,6 +8,12 @@ starting point with the shared recipe, once per seed, and scored on the whole ta
 by a Welch t-test over seeds with the test-item variance in its standard error
 (:func:`cmmerge.eval.stats.seed_item_test`), Holm-corrected over all sizes and methods.
 
+At the pipeline's own size the curve trains the main table's models again (same data, recipe and seeds). Given
+the finetune stage's folder (``finetuned``: ``<method>/seed<s>/``), a cell whose training fingerprint
+(:func:`cmmerge.train.finetune.training_fingerprint`) equals that of the model there scores that model instead
+of training it: the same weights, so the same predictions (a test compares both ways), minus one fine-tuning per
+method and seed.
+
 A finished (size, method, seed) cell is kept under the work folder with a fingerprint of everything
 it depends on (params, starting checkpoint, training data, the training and scoring code), so a run
 that is killed, or that spans sessions, resumes at the first missing cell.
@@ -26,7 +32,7 @@ from cmmerge.errors import ConfigError, DataError
 from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import require
-from cmmerge.train.finetune import FinetuneParams, MethodSpec
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, training_fingerprint
 from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
 log = logging.getLogger(__name__)
@@ -78,8 +84,12 @@ def run_curve(
     pairs: list[str] | None = None,
     prepared_root: str = "data/prepared",
     png_path: str | Path | None = None,
+    finetuned: str | Path | None = None,
 ) -> dict:
-    """Run (or resume) every cell of the curve; write the plot records and the summary; return the summary."""
+    """Run (or resume) every cell of the curve; write the plot records and the summary; return the summary.
+
+    ``finetuned``: the finetune stage's models (``<method>/seed<s>/``), taken for a cell that would train the
+    very same model (see the module's docstring)."""
     import numpy as np
 
     from cmmerge.eval.metrics import classification_metrics
@@ -140,12 +150,19 @@ def run_curve(
                     )  # fmt: skip
                 else:
                     out = work_dir / "model"
-                    summary = run_finetune(
-                        spec.init, train, labels_path, ft, seed, out, work_dir / "live", resume=False,
-                        freeze=spec.freeze, revert=spec.revert,
-                    )  # fmt: skip
+                    taken = _finished_model(finetuned, method, seed, spec, train, labels_path, ft)
+                    if taken is not None:
+                        out, summary = taken
+                        log.info("curve n=%d %s seed %d: the finetune stage's model %s, scored, not trained again",
+                                 n, method, seed, out)  # fmt: skip
+                    else:
+                        summary = run_finetune(
+                            spec.init, train, labels_path, ft, seed, out, work_dir / "live", resume=False,
+                            freeze=spec.freeze, revert=spec.revert,
+                        )  # fmt: skip
                     pred = Classifier(out, eval_max_length, eval_batch_size).predict([r["text"] for r in test])
-                    shutil.rmtree(out, ignore_errors=True)
+                    if taken is None:
+                        shutil.rmtree(out, ignore_errors=True)
                     cell = keep(cell_path, fp, {
                         "rows": rows,
                         "steps": summary["steps"],
@@ -187,6 +204,27 @@ def run_curve(
     if png_path is not None:
         save_curve_figure(summary, png_path)
     return summary
+
+
+def _finished_model(
+    finetuned: str | Path | None,
+    method: str,
+    seed: int,
+    spec: MethodSpec,
+    train: Path,
+    labels_path: Path,
+    ft: FinetuneParams,
+) -> tuple[Path, dict] | None:
+    """The finetune stage's model of ``method`` and ``seed`` and its training summary, if it is the model this
+    cell would train (equal training fingerprints); else ``None``."""
+    if finetuned is None:
+        return None
+    model = Path(finetuned) / method / f"seed{seed}"
+    summary = read_json(model / "train_summary.json") if (model / "train_summary.json").is_file() else None
+    if not isinstance(summary, dict) or "fingerprint" not in summary:
+        return None
+    fp = training_fingerprint(spec.init, train, labels_path, ft, seed, spec.freeze, spec.revert)
+    return (model, summary) if summary["fingerprint"] == fp else None
 
 
 def compare_with_reference(summary: dict, n_boot: int, boot_seed: int) -> dict:

@@ -128,6 +128,43 @@ def _read_split(folder: Path, split: str) -> list[dict]:
     return read_jsonl(path)
 
 
+def _fingerprint_settings(
+    params: FinetuneParams, seed: int, labels: list, freeze: BlockSelection | None, revert: BlockSelection | None
+) -> dict:
+    # the seed trained, not the list of seeds the caller trains: one seed's run does not depend on the others, and
+    # a grid trains a cell's seeds under a list of its own
+    return {
+        "params": {k: v for k, v in dataclasses.asdict(params).items() if k != "seeds"},
+        "seed": seed,
+        "labels": labels,
+        "freeze": dataclasses.asdict(freeze) if freeze else None,
+        "revert": dataclasses.asdict(revert) if revert else None,
+    }
+
+
+def training_fingerprint(
+    init: str | Path,
+    train_dir: str | Path,
+    labels_path: str | Path,
+    params: FinetuneParams,
+    seed: int,
+    freeze: BlockSelection | None = None,
+    revert: BlockSelection | None = None,
+) -> str:
+    """What a :func:`run_finetune` run's model is a function of: its settings, the contents of its starting
+    checkpoint and training folder, and the training code (:func:`cmmerge.train.kept.training_code`).
+
+    Written into the model's ``train_summary.json`` (``fingerprint``), so another stage that would train the very
+    same model (the learning curve at the pipeline's own size) can take it instead, and only when this matches.
+    Folders count by content, not path: the curve's per-size copy of the prepared data is the same training data.
+    """
+    from cmmerge.train.common import fingerprint
+    from cmmerge.train.kept import training_code
+
+    settings = _fingerprint_settings(params, seed, read_json(labels_path), freeze, revert)
+    return fingerprint(settings, init, train_dir, *training_code())
+
+
 def run_finetune(
     init: str | Path,
     train_dir: str | Path,
@@ -184,13 +221,7 @@ def run_finetune(
         len(dev_rows),
         seed,
     )
-    fp_settings = {
-        "params": dataclasses.asdict(params),
-        "seed": seed,
-        "labels": labels,
-        "freeze": dataclasses.asdict(freeze) if freeze else None,
-        "revert": dataclasses.asdict(revert) if revert else None,
-    }
+    fp_settings = _fingerprint_settings(params, seed, labels, freeze, revert)
     work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
     trainer = make_trainer(
         model=model,
@@ -217,6 +248,7 @@ def run_finetune(
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "world_size": trainer.args.world_size,
+        "fingerprint": training_fingerprint(init, train_dir, labels_path, params, seed, freeze, revert),
     }
     dev_f1 = [h["eval_macro_f1"] for h in trainer.state.log_history if "eval_macro_f1" in h]
     if dev_f1:

@@ -113,6 +113,38 @@ def test_curve_points_are_the_pipelines_data_and_cells_are_kept(setup, tmp_path,
         _run(setup, tmp_path, curve, changed)
 
 
+def test_the_curve_scores_the_finetune_stages_model_instead_of_training_it_again(setup, tmp_path, monkeypatch):
+    """At the pipeline's own size a cell is the finetune stage's training run: scoring that model gives what
+    training it again gives, and a model trained under other settings is never taken."""
+    _root, prep, methods, finetune = setup
+    n, seed = 60, 1
+    # the finetune stage: full_ft on what `prepare` writes with max_train: n
+    prepare(dataclasses.replace(prep, max_train=n), tmp_path / "prepared", tmp_path / "prepared.json")
+    stage_model = tmp_path / "finetuned" / "full_ft" / f"seed{seed}"
+    cmmerge.train.finetune.run_finetune(
+        methods["full_ft"].init, tmp_path / "prepared/task", tmp_path / "prepared/labels.json", finetune, seed,
+        stage_model, tmp_path / "live",
+    )  # fmt: skip
+    curve = CurveParams(sizes=[n], methods=["full_ft"], seeds=[seed], n_boot=100)
+
+    def run(work: Path, finetuned: Path | None, params=finetune):
+        return run_curve(curve, prep, methods, params, work, work / "c.json", work / "s.json", 32, 16,
+                         finetuned=finetuned)  # fmt: skip
+
+    trained = run(tmp_path / "trained", None)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(cmmerge.train.finetune, "run_finetune", no_training)
+    taken = run(tmp_path / "taken", tmp_path / "finetuned")
+    assert taken["predictions"] == trained["predictions"] and taken["sizes"] == trained["sizes"]
+    assert stage_model.is_dir(), "the finetune stage's model is the stage's output: scored, never removed"
+    changed = dataclasses.replace(finetune, optim=dataclasses.replace(finetune.optim, learning_rate=2e-3))
+    with pytest.raises(AssertionError, match="trained again"):
+        run(tmp_path / "other", tmp_path / "finetuned", changed)
+
+
 def test_curve_errors_name_the_key(setup, tmp_path):
     _root, prep, methods, finetune = setup
     with pytest.raises(ConfigError, match=r"curve\.methods: nope_ft not in methods"):
