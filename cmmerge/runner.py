@@ -28,6 +28,7 @@ import re
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import cmmerge  # noqa: F401 - sets the offline environment (see cmmerge/__init__.py)
@@ -215,11 +216,16 @@ class StageClock:
             earlier = json.loads(self.path.read_text())
         if not isinstance(earlier, dict) or earlier.get("params_sha256") != self.params_sha256:
             earlier = {}
+        runs = earlier.get("runs")
         self.earlier = {
             "attempts": int(earlier.get("attempts", 0)),
             "seconds": float(earlier.get("seconds", 0.0)),
             "cpu_seconds": float(earlier.get("cpu_seconds", 0.0)),
+            # the ids of the killed attempts whose time this is: a grid cell one of them kept is in that time
+            # already, so the stage does not add its seconds again when it reuses it (cmmerge.train.kept)
+            "runs": [str(r) for r in runs] if isinstance(runs, list) else [],
         }
+        self.run_id = uuid.uuid4().hex[:12]
         self.active = 0.0
         self._last = time.monotonic()
         self._cpu_started = _cpu_seconds()
@@ -250,6 +256,7 @@ class StageClock:
         entry = {
             "params_sha256": self.params_sha256,
             "attempts": self.earlier["attempts"] + 1,
+            "runs": [*self.earlier["runs"], self.run_id],
             "seconds": round(self.earlier["seconds"] + self.active, 1),
             "cpu_seconds": round(self.earlier["cpu_seconds"] + self.cpu_seconds(), 1),
         }
@@ -295,6 +302,15 @@ def stage_time() -> float:
     """
     clock = _running_clock
     return clock.now() if clock is not None else time.perf_counter()
+
+
+def stage_runs() -> tuple[str | None, frozenset[str]]:
+    """The running stage's run id, and the ids of its killed attempts whose time the stage counts already
+    (:class:`StageClock`); ``(None, frozenset())`` outside a stage."""
+    clock = _running_clock
+    if clock is None:
+        return None, frozenset()
+    return clock.run_id, frozenset(clock.earlier["runs"])
 
 
 def write_stage_timing(

@@ -152,3 +152,35 @@ def test_outside_a_stage_a_kept_cell_is_timed_on_the_wall_clock(tmp_path, monkey
     time.sleep(0.2)
     kept.keep(cell, "fp", {"score": 0.5})
     assert 0.2 <= json.loads(cell.read_text())["seconds"] < 5.0
+
+
+def _grid_stage(cell, interrupt: bool):
+    """A grid stage: reuse the kept cell or train it (0.3 s), then finish or be interrupted (SIGINT)."""
+
+    def stage():
+        if kept.load_kept(cell, "fp") is None:
+            time.sleep(0.3)
+            kept.keep(cell, "fp", {"score": 0.5})
+        if interrupt:
+            raise KeyboardInterrupt
+
+    return stage
+
+
+@pytest.mark.parametrize("first_run", ["killed", "finished"])
+def test_a_cell_is_counted_once_whether_its_run_was_killed_or_finished(stage_env, monkeypatch, first_run):
+    """A killed attempt's time holds the cells it kept: the rerun that reuses them adds that time, not theirs
+    again. A cell kept by a finished run is reused compute, counted as such."""
+    monkeypatch.setattr(kept, "reused", {"seconds": 0.0, "untimed": 0})
+    cell = stage_env / "cells" / "seed1.json"
+    assert run_main(_grid_stage(cell, interrupt=first_run == "killed")) == (130 if first_run == "killed" else 0)
+    trained = json.loads(cell.read_text())["seconds"]
+    assert trained >= 0.3
+    monkeypatch.setattr(kept, "reused", {"seconds": 0.0, "untimed": 0})
+    assert run_main(_grid_stage(cell, interrupt=False)) == 0
+    timing = json.loads((stage_env / TIMINGS / "cpt.json").read_text())
+    if first_run == "killed":
+        assert timing["interrupted_attempts"] == 1 and timing["interrupted_seconds"] >= trained - 0.1
+        assert timing["reused_seconds"] == 0.0, "the cell's time is in the killed attempt's already"
+    else:
+        assert timing["interrupted_attempts"] == 0 and timing["reused_seconds"] == trained

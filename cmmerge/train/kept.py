@@ -7,7 +7,9 @@ run reuses the file only when the fingerprint is the same, so a change of params
 retrains the cell instead of reusing a stale score.
 
 Each kept file also holds the seconds its cell took to train and score, on the stage's clock
-(:func:`cmmerge.runner.stage_time`: a stretch when the stage was stopped does not count). A stage that reuses cells adds
+(:func:`cmmerge.runner.stage_time`: a stretch when the stage was stopped does not count), and the id of the
+stage run that trained it. A cell kept by a killed attempt of the same stage is in that attempt's time, which the
+rerun adds as interrupted time, so its seconds are not added again as reused. A stage that reuses cells adds
 their seconds to its own run time (:data:`reused`, read by :mod:`cmmerge.runner`), so a stage timing is the
 compute its result cost, not only the minutes of the run that finished it. The seconds never reach a
 stage's outputs: they are not part of the cell :func:`load_kept` and :func:`keep` return.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cmmerge.fsutil import read_json, write_json
-from cmmerge.runner import stage_time
+from cmmerge.runner import stage_runs, stage_time
 
 
 def training_code() -> list[Path]:
@@ -70,10 +72,12 @@ def load_kept(path: str | Path, fp: str) -> dict | None:
         _missed[str(path)] = stage_time()
         return None
     seconds = cell.pop("seconds", None)
-    if seconds is None:  # kept by a version that did not time its cells
-        reused["untimed"] += 1
-    else:
-        reused["seconds"] += float(seconds)
+    # a cell trained by a killed attempt of this stage is in its interrupted time already: not added again
+    if cell.pop("run", None) not in stage_runs()[1]:
+        if seconds is None:  # kept by a version that did not time its cells
+            reused["untimed"] += 1
+        else:
+            reused["seconds"] += float(seconds)
     return cell
 
 
@@ -82,5 +86,7 @@ def keep(path: str | Path, fp: str, cell: dict) -> dict:
     atomically; return the cell with its fingerprint."""
     started = _missed.pop(str(Path(path)), None)
     seconds = round(stage_time() - started, 1) if started is not None else None
-    write_json(path, {"fingerprint": fp, **cell, **({"seconds": seconds} if seconds is not None else {})})
+    run = stage_runs()[0]
+    timing = {**({"seconds": seconds} if seconds is not None else {}), **({"run": run} if run else {})}
+    write_json(path, {"fingerprint": fp, **cell, **timing})
     return {"fingerprint": fp, **cell}
