@@ -1,6 +1,7 @@
 """DVC stage ``recipe``: full_ft's dev macro-F1 over a learning rate × epochs grid → metrics/recipe.json.
 
-``finetune.optim.learning_rate: dev`` / ``epochs: dev`` then take the best cell (cmmerge.train.recipe).
+``finetune.optim.learning_rate: dev`` / ``epochs: dev`` then take the best cell (cmmerge.train.recipe). The chosen
+cell's models go to ``--chosen``, where ``finetune@<method>`` takes the seeds it would train again.
 """
 
 from cmmerge.eval.evaluate import EvaluateParams
@@ -11,7 +12,9 @@ from cmmerge.train.recipe import RecipeParams, run_recipe
 
 
 def main() -> None:
-    args = stage_args(__doc__, paths=("base", "task", "labels", "work", "out", "grid"))
+    args = stage_args(
+        __doc__, paths=("base", "task", "labels", "work", "out", "grid", "chosen"), folders={"chosen": "seed*"}
+    )
     evaluate = load_section("evaluate", EvaluateParams)
     run_recipe(
         args.base,
@@ -24,6 +27,7 @@ def main() -> None:
         grid_path=args.grid,
         eval_max_length=evaluate.max_length,
         eval_batch_size=evaluate.batch_size,
+        chosen_dir=args.chosen,
     )
 
 

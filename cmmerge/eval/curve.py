@@ -32,7 +32,7 @@ from cmmerge.errors import ConfigError, DataError
 from cmmerge.eval.compact import decode, encode
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import require
-from cmmerge.train.finetune import FinetuneParams, MethodSpec, training_fingerprint
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, trained_model, training_fingerprint
 from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
 log = logging.getLogger(__name__)
@@ -216,15 +216,11 @@ def _finished_model(
     ft: FinetuneParams,
 ) -> tuple[Path, dict] | None:
     """The finetune stage's model of ``method`` and ``seed`` and its training summary, if it is the model this
-    cell would train (equal training fingerprints); else ``None``."""
+    cell would train (:func:`cmmerge.train.finetune.trained_model`); else ``None``."""
     if finetuned is None:
         return None
-    model = Path(finetuned) / method / f"seed{seed}"
-    summary = read_json(model / "train_summary.json") if (model / "train_summary.json").is_file() else None
-    if not isinstance(summary, dict) or "fingerprint" not in summary:
-        return None
     fp = training_fingerprint(spec.init, train, labels_path, ft, seed, spec.freeze, spec.revert)
-    return (model, summary) if summary["fingerprint"] == fp else None
+    return trained_model([Path(finetuned) / method / f"seed{seed}"], fp)
 
 
 def compare_with_reference(summary: dict, n_boot: int, boot_seed: int) -> dict:

@@ -250,7 +250,7 @@ def run_adapter_transfer(
     English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
     """
     from cmmerge.data.loaders import load_corpus
-    from cmmerge.train.finetune import run_finetune
+    from cmmerge.train.finetune import take_or_finetune
 
     params.validate("adamergex")
     out_dir, english_dir, task_dir = Path(out_dir), Path(english_dir), Path(task_dir)
@@ -263,13 +263,14 @@ def run_adapter_transfer(
         optim=dataclasses.replace(params.optim, lora=params.lora),
     )
     # the recipe first: its cells are kept, so a killed stage does not train them again
+    recipe_work = Path(recipe_work) if recipe_work is not None else work / "recipe"
     ft = task_recipe(
         base,
         task_dir,
         labels_path,
         params,
         ft,
-        Path(recipe_work) if recipe_work is not None else work / "recipe",
+        recipe_work,
         Path(recipe_record) if recipe_record is not None else work / "recipe.json",
         Path(recipe_grid) if recipe_grid is not None else work / "recipe_grid.json",
         (eval_max_length, eval_batch_size),
@@ -278,7 +279,9 @@ def run_adapter_transfer(
     for seed in params.seeds:
         for variant, data in (("lora_en", english_dir), ("lora_cm", task_dir)):
             target = out_dir / variant / f"seed{seed}"
-            run_finetune(base, data, labels_path, ft, seed, target, work / f"live_{variant}{seed}", resume=False)
+            # lora_cm's seeds of the recipe grid's chosen cell are trained already: taken (same fingerprint)
+            live = work / f"live_{variant}{seed}"
+            take_or_finetune([recipe_work], base, data, labels_path, ft, seed, target, live, resume=False)
     record = Path(lambda_record) if lambda_record is not None else work / "lambda_dev.json"
     scoring = (eval_max_length, eval_batch_size)
     lam = _choose_lambda(task_dir, labels, refs, params, out_dir, work, record, scoring) if params.lambdas else None

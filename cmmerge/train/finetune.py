@@ -158,11 +158,78 @@ def training_fingerprint(
     same model (the learning curve at the pipeline's own size) can take it instead, and only when this matches.
     Folders count by content, not path: the curve's per-size copy of the prepared data is the same training data.
     """
+    return _training_fingerprint(init, train_dir, read_json(labels_path), params, seed, freeze, revert)
+
+
+def _training_fingerprint(
+    init: str | Path,
+    train_dir: str | Path,
+    labels: list,
+    params: FinetuneParams,
+    seed: int,
+    freeze: BlockSelection | None,
+    revert: BlockSelection | None,
+) -> str:
     from cmmerge.train.common import fingerprint
     from cmmerge.train.kept import training_code
 
-    settings = _fingerprint_settings(params, seed, read_json(labels_path), freeze, revert)
-    return fingerprint(settings, init, train_dir, *training_code())
+    return fingerprint(_fingerprint_settings(params, seed, labels, freeze, revert), init, train_dir, *training_code())
+
+
+def curves_of(model_dir: str | Path) -> Path:
+    """Where a run that a later stage may take (:func:`take_or_finetune`) keeps its training curves: beside it."""
+    model_dir = Path(model_dir)
+    return model_dir.with_name(f"{model_dir.name}.curves")
+
+
+def trained_model(candidates: list[str | Path], fingerprint: str) -> tuple[Path, dict] | None:
+    """A finished model under ``candidates`` (model folders, or folders holding them at any depth) whose
+    ``train_summary.json`` has this training ``fingerprint`` (:func:`training_fingerprint`), and that summary;
+    ``None`` when there is none. Training is deterministic on the CPU, so such a model is what training again
+    would write."""
+    for folder in map(Path, candidates):
+        for found in sorted(folder.rglob("train_summary.json")) if folder.is_dir() else []:
+            summary = read_json(found)
+            if isinstance(summary, dict) and summary.get("fingerprint") == fingerprint:
+                return found.parent, summary
+    return None
+
+
+def take_or_finetune(
+    candidates: list[str | Path],
+    init: str | Path,
+    train_dir: str | Path,
+    labels_path: str | Path,
+    params: FinetuneParams,
+    seed: int,
+    out_dir: str | Path,
+    live_dir: str | Path,
+    resume: bool = True,
+    freeze: BlockSelection | None = None,
+    revert: BlockSelection | None = None,
+) -> dict:
+    """:func:`run_finetune`, unless :func:`trained_model` finds the very same training run under ``candidates``:
+    then that model is copied to ``out_dir`` (atomically), its training curves (:func:`curves_of`) to
+    ``live_dir``, and its summary returned. The recipe stage's chosen models are taken this way.
+    """
+    import shutil
+
+    from cmmerge.fsutil import atomic_dir
+
+    fp = training_fingerprint(init, train_dir, labels_path, params, seed, freeze, revert)
+    taken = trained_model(candidates, fp)
+    if taken is None:
+        return run_finetune(
+            init, train_dir, labels_path, params, seed, out_dir, live_dir, resume=resume, freeze=freeze, revert=revert
+        )
+    model, summary = taken
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(model, tmp, dirs_exist_ok=True)
+    if curves_of(model).is_dir():
+        shutil.rmtree(live_dir, ignore_errors=True)
+        shutil.copytree(curves_of(model), live_dir)
+    log.info("seed %d: the same training run's model %s copied to %s, not trained again", seed, model, out_dir)
+    return summary
 
 
 def run_finetune(
@@ -222,6 +289,9 @@ def run_finetune(
         seed,
     )
     fp_settings = _fingerprint_settings(params, seed, labels, freeze, revert)
+    # before training, from the labels in hand: a caller that fingerprinted the same run (take_or_finetune, the
+    # curve) has the inputs' content hashes memoised already (content_digest), so nothing is read twice
+    fp = _training_fingerprint(init, train_dir, labels, params, seed, freeze, revert)
     work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
     trainer = make_trainer(
         model=model,
@@ -248,7 +318,7 @@ def run_finetune(
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "world_size": trainer.args.world_size,
-        "fingerprint": training_fingerprint(init, train_dir, labels_path, params, seed, freeze, revert),
+        "fingerprint": fp,
     }
     dev_f1 = [h["eval_macro_f1"] for h in trainer.state.log_history if "eval_macro_f1" in h]
     if dev_f1:

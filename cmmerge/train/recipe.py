@@ -20,7 +20,7 @@ from cmmerge.errors import ConfigError
 from cmmerge.fsutil import read_json, read_jsonl, write_json
 from cmmerge.params import load_section, require
 from cmmerge.selection import best_on_dev
-from cmmerge.train.finetune import FinetuneParams
+from cmmerge.train.finetune import FinetuneParams, curves_of
 from cmmerge.train.kept import cell_fingerprint, cells_dir, keep, load_kept
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,32 @@ def load_finetune_params(recipe_path: str | Path, path: str | Path = "params.yam
     return resolve_recipe(load_section("finetune", FinetuneParams, path), recipe_path)
 
 
+def _write_chosen(
+    init: str | Path, train_dir: Path, labels_path: str | Path, ft: FinetuneParams, cell_dir: Path, chosen_dir: Path
+) -> None:
+    """Copy the chosen cell's models (``cell_dir/seed<s>``, curves beside) to ``chosen_dir``, whole or not at all.
+
+    A cell kept from an earlier run of the grid may have lost its models (the grid removes every other cell's, and
+    DVC removes the stage's outputs before it runs again); such a seed is trained again here. Training is
+    deterministic, so the output is the same whether the grid trained the cell in this run or an earlier one.
+    """
+    from cmmerge.fsutil import atomic_dir
+    from cmmerge.train.finetune import run_finetune, trained_model, training_fingerprint
+
+    for seed in ft.seeds:
+        model = cell_dir / f"seed{seed}"
+        fp = training_fingerprint(init, train_dir, labels_path, ft, seed)
+        if trained_model([model], fp) is None:
+            log.info("recipe: the chosen cell's seed %d was kept by an earlier run without its model: trained again",
+                     seed)  # fmt: skip
+            run_finetune(init, train_dir, labels_path, ft, seed, model, curves_of(model), resume=False)
+    with atomic_dir(chosen_dir) as tmp:
+        for seed in ft.seeds:
+            for src in (cell_dir / f"seed{seed}", curves_of(cell_dir / f"seed{seed}")):
+                if src.is_dir():
+                    shutil.copytree(src, tmp / src.name)
+
+
 def run_recipe(
     init: str | Path,
     train_dir: str | Path,
@@ -93,8 +119,14 @@ def run_recipe(
     grid_path: str | Path,
     eval_max_length: int,
     eval_batch_size: int,
+    chosen_dir: str | Path | None = None,
 ) -> dict:
     """Fine-tune ``init`` on ``train_dir`` for every cell of the grid and seed; score ``train_dir/dev.jsonl``.
+
+    The chosen cell's models stay in ``work_dir/<cell>/seed<s>`` for a stage that would train them again
+    (:func:`cmmerge.train.finetune.take_or_finetune`); the other cells keep only their scores. With
+    ``chosen_dir`` (the recipe stage's ``models/recipe_chosen``, a DVC output) they are also copied there, as
+    ``seed<s>`` with their curves beside them, each one trained again where the grid kept only its score.
 
     Dev is scored like ``evaluate`` scores test (same classifier, ``eval_max_length``). Every other
     setting comes from ``finetune`` (its ``dev`` values are what this grid decides). Writes the chosen cell
@@ -113,7 +145,7 @@ def run_recipe(
         raise ConfigError(f"{dev_path}: not found; the recipe is chosen on dev, so the task folder needs a dev split")
     labels = read_json(labels_path)
     dev_rows = read_jsonl(dev_path)
-    cells = []
+    cells, tags = [], []
     for lr in params.learning_rates:
         for epochs in params.epochs:
             tag = f"lr{lr:g}_ep{epochs:g}"
@@ -129,12 +161,12 @@ def run_recipe(
                 kept = load_kept(cell_path, fp)
                 if kept is None:
                     out = work_dir / tag / f"seed{seed}"
-                    # resume=False: a grid cell is cheap, and a stale checkpoint of another cell must not leak in
-                    live = work_dir / tag / "live"
+                    # resume=False: a grid cell is cheap, and a stale checkpoint of another cell must not leak in.
+                    # The training curves lie beside the model (curves_of), for a stage that takes it.
+                    live = curves_of(out)
                     summary = run_finetune(init, train_dir, labels_path, ft, seed, out, live, resume=False)
                     score = macro_f1(out, dev_rows, labels, eval_max_length, eval_batch_size)
                     kept = keep(cell_path, fp, {"dev_macro_f1": score, "steps": summary["steps"]})
-                    shutil.rmtree(work_dir / tag, ignore_errors=True)  # only the score is kept
                 else:
                     log.info("recipe %s seed %d: kept (dev macro-F1 %.4f)", tag, seed, kept["dev_macro_f1"])
                 scores[seed] = kept["dev_macro_f1"]
@@ -150,7 +182,18 @@ def run_recipe(
             }
             log.info("recipe lr=%g, %g epochs (%d steps): dev macro-F1 %.4f", lr, epochs, steps, cell["dev_macro_f1"])
             cells.append(cell)
+            tags.append(tag)
     chosen = best_cell(cells, str(out_path))
+    # The chosen cell's models stay, every other cell's go: a stage that trains the very same model (the reference
+    # method's seeds with the chosen recipe) takes them (cmmerge.train.finetune.take_or_finetune).
+    keep_tag = tags[cells.index(chosen)]
+    for folder in work_dir.iterdir() if work_dir.is_dir() else []:
+        if folder.is_dir() and folder.name in set(tags) - {keep_tag}:
+            shutil.rmtree(folder, ignore_errors=True)
+    if chosen_dir is not None:
+        optim = dataclasses.replace(finetune.optim, learning_rate=chosen["learning_rate"], epochs=chosen["epochs"])
+        ft = dataclasses.replace(finetune, optim=optim, seeds=list(params.seeds))
+        _write_chosen(init, train_dir, labels_path, ft, work_dir / keep_tag, Path(chosen_dir))
     record = {
         "chosen": {"learning_rate": chosen["learning_rate"], "epochs": chosen["epochs"], "steps": chosen["steps"]},
         "dev_macro_f1": chosen["dev_macro_f1"],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import cmmerge.train.finetune as finetune_module
 from cmmerge.errors import ConfigError
 from cmmerge.merge.adapters import lora_scaling
 from cmmerge.models import export_base
@@ -156,10 +158,21 @@ def recipe_experiment(tiny_models, prepared, tmp_path_factory):
     )
     p = prepared / "prepared"
     out = root / "out"
-    run_adapter_transfer(
-        root / "base", p / "english", p / "task", prepared / "corpus" / "train.txt", p / "labels.json", params, out
-    )
+    real_run_finetune = finetune_module.run_finetune
+
+    def counted(*args, **kwargs):
+        _RECIPE_EXPERIMENT_TRAINED.append(os.path.relpath(args[5], out))
+        return real_run_finetune(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finetune_module, "run_finetune", counted)
+        run_adapter_transfer(
+            root / "base", p / "english", p / "task", prepared / "corpus" / "train.txt", p / "labels.json", params, out
+        )
     return out
+
+
+_RECIPE_EXPERIMENT_TRAINED: list[str] = []  # every model recipe_experiment trained, relative to its output folder
 
 
 def test_the_task_adapters_recipe_is_chosen_for_lora_cm_on_code_mixed_dev(recipe_experiment, prepared):
@@ -180,6 +193,11 @@ def test_the_task_adapters_recipe_is_chosen_for_lora_cm_on_code_mixed_dev(recipe
     cm = out / "lora_cm" / "seed1"
     assert json.loads((cm / "train_summary.json").read_text())["steps"] == best["steps"]
     assert macro_f1(cm, dev, labels, 128, 64) == best["dev_seed1"]
+    # ... because it is that run's model, taken from the grid rather than trained a second time
+    tag = f"lr{best['learning_rate']:g}_ep{best['epochs']:g}"
+    assert f"work/recipe/{tag}/seed1" in _RECIPE_EXPERIMENT_TRAINED
+    assert "lora_cm/seed1" not in _RECIPE_EXPERIMENT_TRAINED and "lora_en/seed1" in _RECIPE_EXPERIMENT_TRAINED
+    assert (cm / "adapter").is_dir(), "the taken model carries its adapter (AdaMergeX composes adapters)"
     # the English adapter is trained with the same recipe: its steps follow from the chosen epochs
     english_rows = len(read_jsonl(p / "english" / "train.jsonl"))
     steps_en = json.loads((out / "lora_en" / "seed1" / "train_summary.json").read_text())["steps"]

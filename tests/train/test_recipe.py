@@ -16,7 +16,7 @@ from cmmerge.models import export_base
 from cmmerge.params import from_dict
 from cmmerge.train.common import OptimParams, training_arguments
 from cmmerge.train.cpt import CptParams, run_cpt
-from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune, take_or_finetune
 from cmmerge.train.recipe import RecipeParams, best_cell, resolve_recipe, run_recipe
 
 
@@ -71,8 +71,9 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     )
     grid = RecipeParams(learning_rates=[1e-5, 3e-3], epochs=[1, 2], seeds=[1, 2])
     record = run_recipe(
-        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16
-    )
+        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16,
+        chosen_dir=tmp_path / "chosen",
+    )  # fmt: skip
     cells = record["cells"]
     assert [(c["learning_rate"], c["epochs"]) for c in cells] == [(1e-5, 1), (1e-5, 2), (3e-3, 1), (3e-3, 2)]
     rows = len(read_jsonl(task / "train.jsonl"))
@@ -84,7 +85,12 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     written = json.loads((tmp_path / "recipe.json").read_text())
     assert written["chosen"] == {k: best[k] for k in ("learning_rate", "epochs", "steps")}
     assert json.loads((tmp_path / "grid.json").read_text()) == cells
-    assert not any((tmp_path / "work").glob("*/seed*")), "grid checkpoints are removed once scored"
+    # the chosen cell's models (and their curves) stay for the stage that would train them again; no other cell's
+    tag = f"lr{best['learning_rate']:g}_ep{best['epochs']:g}"
+    left = sorted(p.relative_to(tmp_path / "work").as_posix() for p in (tmp_path / "work").glob("*/*seed*"))
+    assert left == [f"{tag}/seed1", f"{tag}/seed1.curves", f"{tag}/seed2", f"{tag}/seed2.curves"], left
+    # ... and are the recipe stage's output (models/recipe_chosen), which finetune@<method> depends on
+    assert sorted(p.name for p in (tmp_path / "chosen").iterdir()) == ["seed1", "seed1.curves", "seed2", "seed2.curves"]
     # a rerun (a killed or multi-session grid) reuses every scored (cell, seed) and trains only what is missing
     import cmmerge.train.finetune as finetune_module
 
@@ -100,11 +106,23 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
 
     monkeypatch.setattr(kept_module, "reused", {"seconds": 0.0, "untimed": 0})
     (tmp_path / "work/cells/lr0.003_ep2/seed2.json").unlink()
+    # the chosen cell's models lost too (DVC removes the stage's outputs, an older grid kept scores only): the
+    # grid keeps their scores, and the chosen output trains them again, the same bytes as before
+    import shutil
+
+    shutil.rmtree(tmp_path / "work" / tag)
     again = run_recipe(
-        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16
-    )
-    assert trained == [(2, str(tmp_path / "work/lr0.003_ep2/seed2"))]
+        base, task, labels, grid, finetune, tmp_path / "work", tmp_path / "recipe.json", tmp_path / "grid.json", 32, 16,
+        chosen_dir=tmp_path / "chosen_again",
+    )  # fmt: skip
+    lost = [(2, str(tmp_path / "work/lr0.003_ep2/seed2"))]
+    retrained = [(s, str(tmp_path / "work" / tag / f"seed{s}")) for s in (1, 2) if (s, tag) != (2, "lr0.003_ep2")]
+    assert trained == lost + retrained
     assert again["cells"] == cells, "retraining a lost cell reproduces its score exactly"
+    for seed in (1, 2):
+        first, second = tmp_path / "chosen" / f"seed{seed}", tmp_path / "chosen_again" / f"seed{seed}"
+        for name in ("model.safetensors", "train_summary.json"):
+            assert (first / name).read_bytes() == (second / name).read_bytes(), (seed, name)
     # each kept cell holds the seconds it took; a rerun counts those of the cells it reused (for the stage timing)
     seconds = {
         p.relative_to(tmp_path).as_posix(): json.loads(p.read_text())["seconds"]
@@ -119,6 +137,20 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     assert macro_f1(tmp_path / "again", read_jsonl(task / "dev.jsonl"), json.loads(labels.read_text()), 32, 16) == (
         pytest.approx(best["dev_seed1"])
     )
+    # the reference method's seed 1 with the chosen recipe is that cell's training run: taken, not trained, and
+    # what it takes is what training again wrote (weights, summary, curves)
+    trained.clear()
+    chosen_3 = dataclasses.replace(chosen, seeds=[1, 2, 3])  # the finetune stage trains its own list of seeds
+    take_or_finetune([tmp_path / "chosen"], base, task, labels, chosen_3, 1, tmp_path / "taken", tmp_path / "curves")
+    assert trained == [], "the chosen cell's model is taken"
+    again, taken = load_file(tmp_path / "again/model.safetensors"), load_file(tmp_path / "taken/model.safetensors")
+    assert again.keys() == taken.keys() and all(torch.equal(again[k], taken[k]) for k in again)
+    assert json.loads((tmp_path / "taken/train_summary.json").read_text()) == json.loads(
+        (tmp_path / "again/train_summary.json").read_text()
+    )
+    assert (tmp_path / "curves/metrics.json").is_file()
+    take_or_finetune([tmp_path / "chosen"], base, task, labels, chosen_3, 3, tmp_path / "seed3", tmp_path / "curves3")
+    assert trained == [(3, str(tmp_path / "seed3"))], "a seed the grid did not train is trained"
 
 
 @pytest.mark.slow
