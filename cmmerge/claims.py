@@ -23,7 +23,7 @@ from cmmerge.params import from_dict
 CLAIMS = Path("configs/claims/seed_papers.yaml")
 
 
-@dataclass
+@dataclass(frozen=True)  # hashable: the memo of evaluate_claims is keyed by the claims tested
 class Claim:
     id: str
     source: str
@@ -93,13 +93,35 @@ def _size_in_interval(claim: Claim, lo: float, hi: float) -> str:
     return "not excluded"
 
 
+_EVALUATED: dict[tuple, list[dict]] = {}
+
+
 def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 10_000, seed: int = 0) -> list[dict]:
-    """Every claim on the record at ``record_dir``: one dict per claim (``status`` tested or not run)."""
+    """Every claim on the record at ``record_dir``: one dict per claim (``status`` tested or not run; a tested
+    one has the test's fields, ``p_holm`` and ``test_items``).
+
+    Memoised per process under the record's files (names, sizes, modification times): README's claims block of
+    a record and the overview across records (:func:`claims_overview`) test each claim once, 10,000 resamples each.
+    """
+    record_dir = Path(record_dir)
+    files = sorted(p for p in record_dir.rglob("*") if p.is_file())
+    key = (
+        str(record_dir.resolve()),
+        tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
+        tuple(claims),
+        n_boot,
+        seed,
+    )
+    if key not in _EVALUATED:
+        _EVALUATED[key] = _evaluate_claims(record_dir, claims, n_boot, seed)
+    return [dict(r) for r in _EVALUATED[key]]
+
+
+def _evaluate_claims(record_dir: Path, claims: list[Claim], n_boot: int, seed: int) -> list[dict]:
     from cmmerge.eval.metrics import classification_metrics
     from cmmerge.eval.stats import holm, resampled_seed_scores, same_model, seed_item_test
     from cmmerge.records import expand_predictions
 
-    record_dir = Path(record_dir)
     available = {p.stem for p in (record_dir / "predictions").glob("*.json")} - {"items"}
     rows: list[dict] = []
     loaded: dict[str, dict] = {}  # a method's predictions are read once, however many claims name it
@@ -126,23 +148,31 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
         scores = resampled_seed_scores(gold, runs, labels, n_boot, seed)
         a, b = claim.method, claim.versus
         test = seed_item_test(scores[a], scores[b], f1[a], f1[b])
-        rows.append({**row, "status": "tested", **test})
+        rows.append({**row, "status": "tested", "test_items": len(gold), **test})
     tested = [r for r in rows if r["status"] == "tested"]
     for r, p in zip(tested, holm([r["p_value"] for r in tested]), strict=True):
         r["p_holm"] = p
     return rows
 
 
-def sweep_note(record_dir: str | Path) -> str:
-    """The λ the record's sweep chose on dev, with each λ's dev score: task arithmetic's claims depend on it."""
+def _sweep(record_dir: str | Path) -> tuple[list[dict], dict] | None:
+    """The record's λ sweep and the row chosen on dev (as the merge stage chooses); ``None`` without a sweep."""
     from cmmerge.fsutil import read_json
     from cmmerge.selection import best_on_dev
 
     path = Path(record_dir) / "metrics" / "sweep.json"
     if not path.is_file():
-        return ""
+        return None
     swept = read_json(path)
-    best = best_on_dev(swept, ("lambda",), str(path), "record a run whose sweep stage finished")
+    return swept, best_on_dev(swept, ("lambda",), str(path), "record a run whose sweep stage finished")
+
+
+def sweep_note(record_dir: str | Path) -> str:
+    """The λ the record's sweep chose on dev, with each λ's dev score: task arithmetic's claims depend on it."""
+    found = _sweep(record_dir)
+    if found is None:
+        return ""
+    swept, best = found
     merge = best.get("merge", "ta")
     scores = ", ".join(f"{r['lambda']:g} → {100 * r['dev_macro_f1']:.1f}" for r in swept)
     seeds = sorted(k.removeprefix("dev_seed") for k in best if k.startswith("dev_seed"))
@@ -208,4 +238,69 @@ def claims_table(
         'side) or not; "not excluded" is no support for the claim, only the absence of evidence against it. '
         f"The runs use {model_phrase(model_name)}, not the papers' XLM-R or Llama models: a verdict here is "
         "about this model." + sweep_note(record_dir) + "\n"
+    )
+
+
+def _short_verdict(row: dict, alpha: float) -> str:
+    """A record's verdict on one claim in a few words, for the overview (the record's claims table has it whole)."""
+    status = row["status"]
+    if status == "identical":
+        return "identical predictions (the same model; no test)"
+    if status != "tested":
+        return "not run"
+    claim: Claim = row["claim"]
+    d, lo, hi = (100 * row[k] for k in ("delta_macro_f1", "delta_ci95_low", "delta_ci95_high"))
+    verdict = ("higher" if d > 0 else "lower") if row["p_holm"] < alpha else "no difference detected"
+    size = _size_in_interval(claim, lo, hi)
+    size = f"; claimed size {size.replace(': ', ' (')})" if size.startswith("excluded") else ""
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]: {verdict}{size}"
+
+
+def claims_overview(evaluated: dict[str, dict], n_boot: int = 10_000) -> str:
+    """The claims side by side across records, as Markdown: one row per claim, one column per record.
+
+    ``evaluated`` maps a record's name to ``{"rows": evaluate_claims(...), "alpha": …, "model": model.name,
+    "dir": the record's folder}``,
+    every record's rows for the same claims in the same order. Each cell repeats its record's own test (Holm over
+    that record's claims); nothing is pooled or corrected across records, which differ in task and test set.
+    """
+    from cmmerge.eval.report import welch_phrase
+
+    names = list(evaluated)
+    claims = [r["claim"] for r in evaluated[names[0]]["rows"]]
+    for name in names[1:]:
+        if [r["claim"] for r in evaluated[name]["rows"]] != claims:
+            raise DataError(f"record '{name}': its claims differ from '{names[0]}''s; the overview needs the same list")
+    items = {}
+    for name in names:
+        counts = {r["test_items"] for r in evaluated[name]["rows"] if r["status"] == "tested"}
+        if not counts:
+            items[name] = "no claim tested"
+        else:
+            items[name] = f"{counts.pop():,} test items" if len(counts) == 1 else "test items per claim"
+    lines = [
+        "| claim (source) | claimed Δ | " + " | ".join(f"`{n}` ({items[n]})" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for i, claim in enumerate(claims):
+        cells = [_short_verdict(evaluated[n]["rows"][i], evaluated[n]["alpha"]) for n in names]
+        lines.append(f"| {claim.claim} ({claim.source}) | {_claimed(claim)} | " + " | ".join(cells) + " |")
+    models = {evaluated[n]["model"] for n in names}
+    model = model_phrase(models.pop()) if len(models) == 1 else "the model each record's params name"
+    alphas = {evaluated[n]["alpha"] for n in names}
+    alpha = f"{alphas.pop():g}" if len(alphas) == 1 else "each record's report.alpha"
+    lambdas = []
+    for name in names:
+        found = _sweep(evaluated[name]["dir"])
+        if found is not None:
+            lambdas.append(f"`{name}` λ = {found[1]['lambda']:g} for `merges.{found[1].get('merge', 'ta')}`")
+    chosen = f" Chosen on each record's dev: {', '.join(lambdas)}." if lambdas else ""
+    return (
+        "\n".join(lines)
+        + "\n\nEach cell is that record's own test of the claim, as in its claims table: difference of seed-mean "
+        f"macro-F1 × 100 with its 95% interval, from {welch_phrase(n_boot)}; the verdict follows the p-value "
+        f"Holm-corrected over that record's claims, at {alpha}. Nothing is pooled or corrected across records: they "
+        'differ in task, labels and test set. "Claimed size excluded" means the interval lies wholly outside the '
+        "difference the paper reports; where a cell does not say so, the interval does not exclude it, which is no "
+        f"support for the claim. The runs use {model}, not the papers' XLM-R or Llama models.{chosen}\n"
     )

@@ -51,7 +51,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CODE_PREFIXES = ("cmmerge/", "stages/", "configs/", "params.yaml", "dvc.yaml")
 # README blocks: <!-- results:NAME[:PART] --> ... <!-- /results:NAME[:PART] -->, regenerated from results/NAME
 _BLOCK = re.compile(
-    r"(<!-- results:(?P<name>[A-Za-z0-9_.-]+)(?::(?P<part>[a-z]+))? -->\n)(?P<body>.*?)"
+    r"(<!-- results:(?P<name>[A-Za-z0-9_.+-]+)(?::(?P<part>[a-z]+))? -->\n)(?P<body>.*?)"
     r"(<!-- /results:(?P=name)(?::(?P=part))? -->)",
     re.S,
 )
@@ -300,13 +300,51 @@ def shared_randomness(params: dict) -> str:
     )
 
 
+def _claims_settings(params: dict) -> tuple[int, int, float, str | None]:
+    """``n_boot``, bootstrap seed, ``alpha`` and model name a record's claims are tested with (its params)."""
+    report = params.get("report", {})
+    return (
+        report.get("n_boot", 10_000),
+        report.get("seed", 0),
+        report.get("alpha", 0.05),
+        params.get("model", {}).get("name"),
+    )
+
+
+def claims_across(names: list[str], results_dir: str | Path = RESULTS) -> str:
+    """The seed papers' claims side by side across the records ``names`` (:func:`cmmerge.claims.claims_overview`)."""
+    from cmmerge.claims import CLAIMS, claims_overview, evaluate_claims, load_claims
+
+    if len(set(names)) != len(names):
+        raise DataError(f"records '{'+'.join(names)}': a record is named twice")
+    claims = load_claims(CLAIMS)
+    evaluated, boots = {}, set()
+    for name in names:
+        load_record(name, results_dir)
+        root = Path(results_dir) / name
+        n_boot, seed, alpha, model = _claims_settings(yaml12.load((root / "params.yaml").read_text(encoding="utf-8")))
+        rows = evaluate_claims(root, claims, n_boot, seed)
+        evaluated[name] = {"rows": rows, "alpha": alpha, "model": model, "dir": root}
+        boots.add(n_boot)
+    if len(boots) > 1:
+        raise DataError(f"records '{'+'.join(names)}' resample {sorted(boots)} times: set one report.n_boot")
+    return claims_overview(evaluated, boots.pop())
+
+
 def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "methods") -> str:
     """A Markdown part of a record: the methods table (with the caption on shared randomness), the
-    AdaMergeX table, or the learning curve's table (with a link to its figure)."""
+    AdaMergeX table, or the learning curve's table (with a link to its figure). ``A+B`` names several records:
+    their claims side by side (``part`` ``claims`` only)."""
     from cmmerge.eval.report import markdown_table
 
     if part not in PARTS:
         raise DataError(f"record part '{part}': expected one of {', '.join(PARTS)}")
+    if "+" in name:
+        if part != "claims":
+            raise DataError(
+                f"'{name}': several records side by side exist only for the claims part (`{name}:claims`), not {part}"
+            )
+        return claims_across(name.split("+"), results_dir)
     load_record(name, results_dir)
     root = Path(results_dir) / name
     params = yaml12.load((root / "params.yaml").read_text(encoding="utf-8"))
@@ -321,15 +359,8 @@ def record_table(name: str, results_dir: str | Path = RESULTS, part: str = "meth
     if part == "claims":
         from cmmerge.claims import CLAIMS, claims_table, load_claims
 
-        report = params.get("report", {})
-        return claims_table(
-            root,
-            load_claims(CLAIMS),
-            report.get("n_boot", 10_000),
-            report.get("seed", 0),
-            alpha,
-            params.get("model", {}).get("name"),
-        )
+        n_boot, seed, alpha, model = _claims_settings(params)
+        return claims_table(root, load_claims(CLAIMS), n_boot, seed, alpha, model)
     path = root / "metrics" / ("adamergex/summary.json" if part == "adamergex" else "curve_summary.json")
     if not path.is_file():
         raise DataError(f"{path}: record '{name}' has no {part} results (was its {part} stage in the run?)")

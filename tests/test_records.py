@@ -282,6 +282,52 @@ def test_diff_of_two_records(run_dir):
     assert "| `full_ft` | task |" in out and "+0.0" in out
 
 
+def test_claims_side_by_side_repeat_each_records_own_test(run_dir, monkeypatch):
+    import os
+    import re
+
+    from cmmerge import claims as claims_module
+
+    monkeypatch.chdir(ROOT)  # the claims are the project's (configs/claims/seed_papers.yaml)
+    results = run_dir / "results"
+    records.record_run("a", run_dir, check_workspace=False)
+    # b: ta_ft trained the same model as full_ft (as task arithmetic with λ = 0 chosen on dev does)
+    shutil.copy(results / "predictions" / "full_ft.json", results / "predictions" / "ta_ft.json")
+    records.record_run("b", run_dir, check_workspace=False)
+    calls = []
+    real = claims_module._evaluate_claims
+    monkeypatch.setattr(claims_module, "_EVALUATED", {})
+    monkeypatch.setattr(claims_module, "_evaluate_claims", lambda *a: calls.append(a[0].name) or real(*a))
+    own = records.record_table("a", results, part="claims")
+    both = records.record_table("a+b", results, part="claims")
+    assert calls == ["a", "b"], "each record's claims are tested once, whichever block asks first"
+    row = next(line for line in both.splitlines() if line.startswith("| task arithmetic (θ_base + λ·τ_cpt)"))
+    mine = next(line for line in own.splitlines() if line.startswith("| task arithmetic (θ_base + λ·τ_cpt)"))
+    delta_ci = re.search(r"\| ([+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]) \|", mine)[1]
+    verdict = "higher" if "| higher (Holm p < 0.05) |" in mine else "no difference detected"
+    size = mine.rstrip(" |").split(" | ")[-1]  # "claimed Δ vs CI"
+    assert size == "excluded: interval above", "the demo's gain is larger than the claimed 2-5 points"
+    a_cell, b_cell = row.split(" | ")[2:4]
+    assert a_cell == f"{delta_ci}: {verdict}; claimed size excluded (interval above)", "a's own claims table's test"
+    assert b_cell.rstrip(" |") == "identical predictions (the same model; no test)"
+    assert "| `a` (120 test items) | `b` (no claim tested) |" in both.splitlines()[0]
+    ties = next(line for line in both.splitlines() if line.startswith("| TIES, then fine-tuning"))
+    assert ties.endswith("| not run | not run |"), "a claim whose methods a record did not run"
+    assert "Nothing is pooled or corrected across records" in both
+    # the memo is keyed by the record's files: a file written again is tested again
+    predictions = results / "a" / "predictions"
+    target = next(predictions.glob("*.json"))
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    records.record_table("a", results, part="claims")
+    assert calls == ["a", "b", "a"]
+    with pytest.raises(DataError, match=r"'a\+b': several records side by side exist only for the claims part"):
+        records.record_table("a+b", results, part="methods")
+    with pytest.raises(DataError, match=r"no_such/record.json: no such record"):
+        records.record_table("a+no_such", results, part="claims")
+    with pytest.raises(DataError, match=r"records 'a\+a': a record is named twice"):
+        records.record_table("a+a", results, part="claims")
+
+
 def test_readme_tables_match_the_committed_records():
     """Every results block in README.md is exactly what `cmmerge results readme` generates from results/."""
     readme = ROOT / "README.md"
