@@ -9,6 +9,7 @@ the task vector τ_cpt = θ_cpt − θ_base is a tensor-by-tensor difference.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from cmmerge.train.common import (
     save_on_main,
     training_arguments,
 )
-from cmmerge.train.stopping import best_evaluation, stopped_by_patience
+from cmmerge.train.stopping import best_evaluation, evaluations_since_best, stopped_by_patience
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,76 @@ def _head_warmup_callback(model, steps: int):
     return HeadWarmup()
 
 
+def _early_stopping_callback(patience: int):
+    """transformers' ``EarlyStoppingCallback``, whose patience counter a resumed run recomputes from the
+    evaluations in the state it resumed (:func:`cmmerge.train.stopping.evaluations_since_best`).
+
+    The stock callback starts counting again from 0 on resume (its own state comes back only with
+    ``restore_callback_states_from_checkpoint``, and a checkpoint written by a run that had itself resumed holds a
+    count that had restarted): a run killed k evaluations after its best one then trained up to k epochs more than
+    an uninterrupted run, and kept another epoch if one of those improved. Seen on the SentiMix CPT rerun: resumed
+    one evaluation after its best, it began a 31st epoch that Bohra's uninterrupted run (same corpus and params,
+    the same 30 validation losses) never ran.
+    """
+    from transformers import EarlyStoppingCallback
+
+    class ResumedEarlyStopping(EarlyStoppingCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            super().on_train_begin(args, state, control, **kwargs)
+            losses = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+            self.early_stopping_patience_counter = evaluations_since_best(losses) if losses else 0
+
+    return ResumedEarlyStopping(early_stopping_patience=patience)
+
+
+def _stopped_at(checkpoint: str | Path, patience: int) -> int | None:
+    """The step of ``checkpoint`` if the stopping rule had fired there (a run killed between its last evaluation
+    and writing its output); else ``None``."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    losses = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
+    return int(state["global_step"]) if stopped_by_patience(losses, patience) else None
+
+
+def prune_curves(live_dir: str | Path, step: int) -> None:
+    """Make a DVCLive folder hold what a run logged up to ``step`` only, once per step: what a resumed run finds.
+
+    A killed run logged past its last checkpoint, and the resumed run logs those steps again (the same values,
+    training being deterministic): without this, every resume left duplicate rows in the curves, and rows of steps
+    that a run ended by its stopping rule never kept. A ``metrics.json`` (DVCLive writes it when a run ends) goes:
+    DVCLive would resume its step from it and write that stale step back at the end.
+    """
+    for tsv in _curve_files(live_dir):
+        header, *rows = tsv.read_text(encoding="utf-8").splitlines()
+        by_step = {int(float(r.split("\t")[0])): r for r in rows if r and int(float(r.split("\t")[0])) <= step}
+        kept = [by_step[k] for k in sorted(by_step)]  # the last row of a step: the resumed run's
+        tsv.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
+    (Path(live_dir) / "metrics.json").unlink(missing_ok=True)
+
+
+def _curve_files(live_dir: str | Path) -> list[Path]:
+    root = Path(live_dir) / "plots" / "metrics"
+    return sorted(root.rglob("*.tsv")) if root.is_dir() else []
+
+
+def _write_curves_summary(live_dir: str | Path) -> None:
+    """DVCLive's ``metrics.json`` (each curve's last value and the last step) from the curves, for a resumed run
+    that logged nothing (its stopping rule had ended it): what the run that logged them would have written."""
+    root = Path(live_dir) / "plots" / "metrics"
+    latest: dict = {}
+    last_step = 0
+    for tsv in _curve_files(live_dir):
+        rows = tsv.read_text(encoding="utf-8").splitlines()[1:]
+        if rows:
+            node = latest
+            *parents, name = tsv.relative_to(root).with_suffix("").parts
+            for key in parents:
+                node = node.setdefault(key, {})
+            step, value = rows[-1].split("\t")[:2]
+            node[name] = float(value)
+            last_step = max(last_step, int(float(step)))
+    write_json(Path(live_dir) / "metrics.json", {**latest, "step": last_step})
+
+
 def run_cpt(
     base_dir: str | Path,
     corpus_dir: str | Path,
@@ -213,7 +284,7 @@ def run_cpt(
     when started again with the same params and inputs (``resume=False`` always starts afresh).
     """
     import datasets
-    from transformers import EarlyStoppingCallback, set_seed
+    from transformers import set_seed
 
     base_dir, corpus_dir = str(base_dir), Path(corpus_dir)
     config = load_config(base_dir)
@@ -264,8 +335,15 @@ def run_cpt(
         # a checkpoint per epoch, so the best one can be restored at the end (and a killed run resumes)
         stopping = dict(save_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="eval_loss")
         stopping["greater_is_better"] = False
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
+        callbacks.append(_early_stopping_callback(params.early_stopping_patience))
     work, resume_from = prepare_run(out_dir, params, [base_dir, corpus_dir], resume)
+    # the step a resumed run's stopping rule had already ended it at
+    trained_to = _stopped_at(resume_from, params.early_stopping_patience) if stopping and resume_from else None
+    if trained_to is not None:
+        # zero steps left: the Trainer ends the run as the uninterrupted one ended (the best epoch's weights loaded)
+        log.info("the stopping rule had ended this run at step %d before it was killed: no further training",
+                 trained_to)  # fmt: skip
+        stopping["max_steps"] = trained_to
     args = training_arguments(
         work,
         params.optim,
@@ -282,10 +360,15 @@ def run_cpt(
         eval_dataset=masked_once(valid_blocks, tokenizer, objective, params) if valid_blocks else None,
         callbacks=callbacks,
     )
+    if resume_from is not None and trainer.is_world_process_zero():  # only the main process logs curves
+        prune_curves(live_dir, int(json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]))
     result = trainer.train(resume_from_checkpoint=resume_from)
+    if trained_to is not None and trainer.is_world_process_zero():
+        _write_curves_summary(live_dir)
     summary = {
         "objective": objective,
-        "train_loss": result.training_loss,  # of this call: after a resume, the steps since the checkpoint
+        # of this call: after a resume, the steps since the checkpoint (none when the rule had ended the run)
+        "train_loss": result.training_loss if trained_to is None else None,
         "train_blocks": len(train_blocks),
         "train_tokens": n_tokens,
         "steps": result.global_step,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,15 @@ def test_repro_runs_every_stage_and_writes_the_contracts(tiny_pipeline):
     assert "nothing to reproduce" in dvc(repo, "repro").stdout.lower() or not ran_stages(dvc(repo, "repro").stdout)
 
 
+def _only_copied(repo: Path, stage: str) -> bool:
+    """Whether every seed of ``finetune@<method>`` is a model of the recipe stage's chosen cell (copied, not
+    trained: the same training fingerprint)."""
+    summaries = repo.glob("models/recipe_chosen/seed*/train_summary.json")
+    chosen = {json.loads(p.read_text())["fingerprint"] for p in summaries}
+    seeds = list(repo.glob(f"models/finetune/{stage.split('@')[1]}/seed*/train_summary.json"))
+    return bool(seeds) and all(json.loads(p.read_text())["fingerprint"] in chosen for p in seeds)
+
+
 def test_every_stage_that_ran_left_its_run_time(tiny_pipeline):
     """The stage runner times each stage DVC runs (DVC_STAGE); a record takes those of its own params."""
     import yaml
@@ -120,8 +130,11 @@ def test_every_stage_that_ran_left_its_run_time(tiny_pipeline):
         assert entry["stage"] == stage and entry["params_sha256"] == digest
         assert entry["stage_params_sha256"] == stage_params_sha256(repo, stage)
         assert 0 <= entry["seconds"] < 600 and entry["cpu_seconds"] >= 0 and entry["cpus"] == os.cpu_count()
-        if stage == "cpt" or stage.startswith("finetune@"):  # training: never a rounded-away fraction of a second
+        # training: never a rounded-away fraction of a second (a finetune stage that only copied the recipe
+        # stage's models of its seeds trained nothing, and may take less)
+        if stage == "cpt" or (stage.startswith("finetune@") and not _only_copied(repo, stage)):
             assert entry["seconds"] > 0 and entry["cpu_seconds"] > 0, entry
+    assert any(s.startswith("finetune@") and not _only_copied(repo, s) for s in ran_stages(tiny_pipeline["first"]))
     timings = _timings(repo, lock)
     assert timings["unmeasured"] == [] and set(timings["stages"]) == ran_stages(tiny_pipeline["first"])
 

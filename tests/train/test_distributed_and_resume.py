@@ -190,6 +190,51 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(work, tmp_pat
     assert logged[-1] == steps and max(logged[:-1]) < steps
 
 
+def _tsv(live: Path, name: str) -> list[tuple[int, float]]:
+    rows = (live / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()[1:]
+    return [(int(float(r.split("\t")[0])), float(r.split("\t")[1])) for r in rows]
+
+
+@pytest.mark.slow
+def test_a_resumed_cpt_stops_where_an_uninterrupted_one_does(work, tmp_path):
+    """Killed one evaluation after its best epoch, or after its stopping rule fired but before writing its output,
+    CPT with early stopping resumes to the run an uninterrupted one makes: the same evaluations, the same kept
+    weights, and curves with one row per step (a resumed run once restarted the patience count, and its curves
+    kept the killed run's rows past the checkpoint twice)."""
+    folder = _shrunk(work / "corpus", tmp_path / "data", "train.txt", 100)  # 18 steps an epoch
+    patience, epochs = 2, 10
+
+    def run(out: Path, live: Path, kill: str = "-") -> subprocess.CompletedProcess:
+        args = ["cpt", work / "base", folder, out, live, epochs * 18, 0, kill, patience]
+        command = [sys.executable, str(SCRIPT), *map(str, args)]
+        return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+
+    whole = run(tmp_path / "whole", tmp_path / "live-whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    ran = _summary(whole.stdout)
+    per_epoch = ran["steps"] // ran["epochs_run"]
+    best = ran["best_epoch"]
+    assert per_epoch == 18 and ran["stopped_early"] and ran["epochs_run"] == best + patience < epochs, ran
+    reference = {name: _tsv(tmp_path / "live-whole", name) for name in ("eval/loss", "train/loss")}
+    # one evaluation after the best (the patience count at 1), and after the rule fired (the output not written)
+    for case, kill in (("one-after-best", str((best + 1) * per_epoch + 1)), ("fired", f"save:{ran['steps']}")):
+        out, live = tmp_path / case, tmp_path / f"live-{case}"
+        killed = run(out, live, kill)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        again = run(out, live)
+        assert again.returncode == 0, again.stderr[-3000:]
+        resumed = _summary(again.stdout)
+        for key in ("epochs_run", "best_epoch", "stopped_early", "steps", "valid_loss"):
+            assert resumed[key] == ran[key], (case, key, resumed[key], ran[key])
+        _assert_same_weights(out, tmp_path / "whole")
+        for name, rows in reference.items():
+            assert _tsv(live, name) == rows, (case, name)
+        assert json.loads((live / "metrics.json").read_text()) == json.loads(
+            (tmp_path / "live-whole" / "metrics.json").read_text()
+        ), case
+    assert resumed["train_loss"] is None, "the run that resumed after its rule fired trained no step"
+
+
 def test_changed_params_never_resume_a_stale_checkpoint(work, tmp_path):
     from cmmerge.train.common import checkpoint_dir, fingerprint, latest_checkpoint, reset_checkpoints
 
