@@ -63,9 +63,16 @@ def _verdict(delta: float, p_holm: float, alpha: float = ALPHA) -> str:
     tested on one record, an interval that just excludes 0 can belong to a comparison that is not significant
     once the family is accounted for, and the table must not call that "higher".
     """
-    if p_holm < alpha:
-        return f"{'higher' if delta > 0 else 'lower'} (Holm p < {alpha:g})"
+    direction = _direction(delta, p_holm, alpha)
+    if direction:
+        return f"{direction} (Holm p < {alpha:g})"
     return f"no difference detected at Holm-corrected {alpha:g} (not evidence of equal performance)"
+
+
+def _direction(delta: float, p_holm: float, alpha: float) -> str | None:
+    """``higher`` or ``lower`` where the Holm-corrected test detects a difference, else ``None``: the one rule
+    the claims table and the overview across records (:func:`_short_verdict`) both state."""
+    return ("higher" if delta > 0 else "lower") if p_holm < alpha else None
 
 
 def _claimed(claim: Claim) -> str:
@@ -107,7 +114,7 @@ def evaluate_claims(record_dir: str | Path, claims: list[Claim], n_boot: int = 1
     files = sorted(p for p in record_dir.rglob("*") if p.is_file())
     key = (
         str(record_dir.resolve()),
-        tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
+        tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in ((p, p.stat()) for p in files)),
         tuple(claims),
         n_boot,
         seed,
@@ -250,7 +257,7 @@ def _short_verdict(row: dict, alpha: float) -> str:
         return "not run"
     claim: Claim = row["claim"]
     d, lo, hi = (100 * row[k] for k in ("delta_macro_f1", "delta_ci95_low", "delta_ci95_high"))
-    verdict = ("higher" if d > 0 else "lower") if row["p_holm"] < alpha else "no difference detected"
+    verdict = _direction(d, row["p_holm"], alpha) or "no difference detected"
     size = _size_in_interval(claim, lo, hi)
     size = f"; claimed size {size.replace(': ', ' (')})" if size.startswith("excluded") else ""
     return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]: {verdict}{size}"
