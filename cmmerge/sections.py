@@ -46,7 +46,8 @@ def merge_config(entry: Any, where: str, lam: float | None = None):
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be a merge config (a mapping with merge_method and models), got {entry!r}")
     resolved = dict(entry)
-    parameters = entry.get("parameters")
+    # an entry without parameters takes the swept λ too: left out, every λ of a sweep merged at the method's default
+    parameters = entry.get("parameters") if entry.get("parameters") is not None else {}
     if isinstance(parameters, dict) and (lam is not None or parameters.get("lambda") == DEV):
         resolved["parameters"] = {**parameters, "lambda": 1.0 if lam is None else lam}
     return MergeConfig.from_dict(resolved, where=where)

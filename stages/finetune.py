@@ -9,7 +9,7 @@ from pathlib import Path
 from cmmerge.fsutil import curves_aside
 from cmmerge.params import PARAMS_FILE, from_dict, load_yaml
 from cmmerge.runner import stage_args, stage_main
-from cmmerge.train.finetune import MethodSpec, take_or_finetune
+from cmmerge.train.finetune import MethodSpec, run_finetune
 from cmmerge.train.recipe import load_finetune_params
 
 
@@ -26,8 +26,7 @@ def main() -> None:
     for seed in p.seeds:
         # each seed's curves replace the previous run's only when that seed's training finishes
         with curves_aside(Path(args.curves) / f"seed{seed}") as live:
-            take_or_finetune(
-                [args.take_from],
+            run_finetune(
                 spec.init,
                 spec.train,
                 args.labels,
@@ -37,6 +36,7 @@ def main() -> None:
                 live,
                 freeze=spec.freeze,
                 revert=spec.revert,
+                take_from=[args.take_from],
             )
 
 

@@ -11,7 +11,9 @@ from cmmerge.train.recipe import load_finetune_params
 
 def main() -> None:
     # --task: train.jsonl and dev.jsonl; --work: scratch for merged and fine-tuned checkpoints and the kept cells
-    args = stage_args(__doc__, paths=("task", "test", "labels", "recipe", "work", "out"), optional=("png",))
+    # --take-from: the recipe stage's chosen models; a λ whose merge is θ_base in value (λ = 0 for task
+    # arithmetic) fine-tunes into those very runs, taken instead of trained again
+    args = stage_args(__doc__, paths=("task", "test", "labels", "recipe", "work", "out"), optional=("png", "take-from"))
     params = load_section("sweep", SweepParams)
     evaluate = load_section("evaluate", EvaluateParams)
     run_sweep(
@@ -27,6 +29,7 @@ def main() -> None:
         eval_max_length=evaluate.max_length,
         eval_batch_size=evaluate.batch_size,
         png_path=args.png,
+        take_from=[args.take_from] if args.take_from else (),
     )
 
 

@@ -110,7 +110,20 @@ def test_merge_inputs_are_the_merge_stages_deps(repo_root):
     merge = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["merge"]["do"]
     assert [d for d in merge["deps"] if d.startswith("models/")] == list(MERGE_INPUTS)
     sweep = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["sweep"]
-    assert [d for d in sweep["deps"] if d.startswith("models/")] == list(MERGE_INPUTS)
+    # and the recipe's chosen models, which a λ that leaves θ_base in value takes instead of training
+    assert [d for d in sweep["deps"] if d.startswith("models/")] == [*MERGE_INPUTS, "models/recipe_chosen"]
+
+
+@pytest.mark.parametrize("parameters", [{}, None, {"lambda": 0.5}, {"lambda": "dev"}])
+def test_a_swept_lambda_reaches_the_merge_whatever_the_entry_says(parameters):
+    """The λ being swept (or chosen on dev) is the merge's λ, also for an entry that gives no parameters (it once
+    merged every λ of such an entry at the method's default)."""
+    from cmmerge.sections import merge_config
+
+    entry = {"merge_method": "task_arithmetic", "base_model": "models/base", "models": [{"model": "models/cpt"}]}
+    if parameters is not None:
+        entry["parameters"] = parameters
+    assert merge_config(entry, "merges.ta", lam=0.25).parameters == {"lambda": 0.25}
 
 
 @pytest.mark.parametrize(

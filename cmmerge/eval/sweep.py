@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def run_sweep(
     eval_max_length: int,
     eval_batch_size: int,
     png_path: str | Path | None = None,
+    take_from: Sequence[str | Path] = (),
 ) -> list[dict]:
     """Walk ``params.lambdas`` over the merge ``entry`` (``merges.<name>``, its ``parameters.lambda`` set to each
     λ); returns (and writes to ``out_path``) one record per λ, each naming the entry it swept (``merge``).
@@ -67,6 +69,10 @@ def run_sweep(
     ``params.seeds``); dev is ``train_dir/dev.jsonl``, test is ``test_path``, both scored as ``evaluate``
     scores test (``eval_max_length``, ``eval_batch_size``). Each record holds λ, the seed-mean dev and
     test macro-F1, their std over seeds and the per-seed scores.
+
+    ``take_from``: folders of models another stage trained (the recipe stage's chosen ones); a (λ, seed) whose
+    training run is one of them (same fingerprint: a merge equal to its starting point in value, the same settings
+    and data) takes it instead of training (:func:`cmmerge.train.finetune.run_finetune`).
     """
     import dataclasses
 
@@ -105,7 +111,9 @@ def run_sweep(
                 out = work_dir / tag / f"seed{seed}"
                 # resume=False: a sweep point is cheap and a stale checkpoint from another grid must not leak in
                 live = work_dir / tag / f"live{seed}"
-                run_finetune(merged, train_dir, labels_path, ft, seed, out, live, resume=False)
+                run_finetune(
+                    merged, train_dir, labels_path, ft, seed, out, live, resume=False, take_from=take_from or []
+                )
                 cell = keep(cell_path, fp, {
                     "dev": macro_f1(out, dev_rows, labels, eval_max_length, eval_batch_size),
                     "test": macro_f1(out, test_rows, labels, eval_max_length, eval_batch_size),

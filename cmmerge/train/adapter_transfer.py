@@ -250,7 +250,7 @@ def run_adapter_transfer(
     English training texts, the code-mixed one the lines of ``corpus_path`` (the CPT corpus).
     """
     from cmmerge.data.loaders import load_corpus
-    from cmmerge.train.finetune import take_or_finetune
+    from cmmerge.train.finetune import run_finetune
 
     params.validate("adamergex")
     out_dir, english_dir, task_dir = Path(out_dir), Path(english_dir), Path(task_dir)
@@ -281,7 +281,7 @@ def run_adapter_transfer(
             target = out_dir / variant / f"seed{seed}"
             # lora_cm's seeds of the recipe grid's chosen cell are trained already: taken (same fingerprint)
             live = work / f"live_{variant}{seed}"
-            take_or_finetune([recipe_work], base, data, labels_path, ft, seed, target, live, resume=False)
+            run_finetune(base, data, labels_path, ft, seed, target, live, resume=False, take_from=[recipe_work])
     record = Path(lambda_record) if lambda_record is not None else work / "lambda_dev.json"
     scoring = (eval_max_length, eval_batch_size)
     lam = _choose_lambda(task_dir, labels, refs, params, out_dir, work, record, scoring) if params.lambdas else None

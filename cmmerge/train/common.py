@@ -219,15 +219,28 @@ def fingerprint(params, *inputs: str | Path) -> str:
 _DIGESTS: dict[tuple, str] = {}
 
 
+# files that say how a model was made, not what it is: a model folder's content does not include them
+PROVENANCE_FILES = frozenset({"merge_manifest.json", "train_summary.json"})
+
+
 def content_digest(item: str | Path) -> str:
-    """sha256 over the names and bytes of a file or of every file in a folder.
+    """sha256 over the names and contents of a file or of every file in a folder.
+
+    A ``.safetensors`` file counts by its tensors' names, dtypes, shapes and values, with -0.0 read as 0.0, and a
+    folder's provenance files (:data:`PROVENANCE_FILES`) do not count: a model counts by what it computes, not by
+    how it was written or made. Task arithmetic at λ = 0 writes θ_base + 0·τ, θ_base in value but with a -0.0
+    turned into 0.0 (one entry of the embedded encoder's word embeddings), and a merge manifest beside it:
+    training from it is training from θ_base, and its fingerprint now says so.
 
     Memoised per process under each file's size and modification time: a grid fingerprints the same
     88 MB checkpoint once per cell, and hashing it again took seconds each time."""
     import hashlib
 
     root = Path(item)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    if root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in PROVENANCE_FILES)
+    else:
+        files = [root]
     names = [str(p.relative_to(root) if root.is_dir() else p.name) for p in files]
     stats = [(n, st.st_size, st.st_mtime_ns) for n, st in zip(names, (p.stat() for p in files), strict=True)]
     key = (str(root.resolve()), tuple(stats))
@@ -235,11 +248,28 @@ def content_digest(item: str | Path) -> str:
         h = hashlib.sha256()
         for name, path in zip(names, files, strict=True):
             h.update(name.encode())
+            if path.suffix == ".safetensors":
+                _hash_tensors(path, h)
+                continue
             with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
         _DIGESTS[key] = h.hexdigest()
     return _DIGESTS[key]
+
+
+def _hash_tensors(path: Path, h) -> None:
+    """Feed ``h`` the tensors of a safetensors file by name, in name order, as values (see :func:`content_digest`)."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        for name in sorted(f.keys()):
+            tensor = f.get_tensor(name)
+            if tensor.is_floating_point():
+                tensor = tensor + 0.0  # IEEE: -0.0 + 0.0 is 0.0, every other value unchanged
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            h.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:

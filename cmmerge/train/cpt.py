@@ -222,28 +222,41 @@ def _early_stopping_callback(patience: int):
     return ResumedEarlyStopping(early_stopping_patience=patience)
 
 
-def _stopped_at(checkpoint: str | Path, patience: int) -> int | None:
-    """The step of ``checkpoint`` if the stopping rule had fired there (a run killed between its last evaluation
-    and writing its output); else ``None``."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+def _stopped_at(state: dict, patience: int) -> int | None:
+    """The step of a checkpoint (its ``trainer_state.json``, read) if the stopping rule had fired there (a run killed
+    between its last evaluation and writing its output); else ``None``."""
     losses = [h["eval_loss"] for h in state.get("log_history", []) if "eval_loss" in h]
     return int(state["global_step"]) if stopped_by_patience(losses, patience) else None
 
 
-def prune_curves(live_dir: str | Path, step: int) -> None:
-    """Make a DVCLive folder hold what a run logged up to ``step`` only, once per step: what a resumed run finds.
+def drop_unfinished_rows(live_dir: str | Path) -> None:
+    """Ready a killed run's DVCLive folder for the run that resumes it: a row the killed run was writing (no line
+    end) goes, so the resumed run's rows start on lines of their own; so does ``metrics.json`` (DVCLive writes it
+    when a run ends), from which DVCLive would resume its step and write that stale step back at the end."""
+    for tsv in _curve_files(live_dir):
+        text = tsv.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            tsv.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
+    (Path(live_dir) / "metrics.json").unlink(missing_ok=True)
 
-    A killed run logged past its last checkpoint, and the resumed run logs those steps again (the same values,
-    training being deterministic): without this, every resume left duplicate rows in the curves, and rows of steps
-    that a run ended by its stopping rule never kept. A ``metrics.json`` (DVCLive writes it when a run ends) goes:
-    DVCLive would resume its step from it and write that stale step back at the end.
+
+def prune_curves(live_dir: str | Path, step: int) -> None:
+    """Make a resumed run's DVCLive folder hold what an uninterrupted run logs: one row per step, up to ``step``.
+
+    The killed run logged past its last checkpoint, and the resumed run logs those steps again. Of each step the
+    first row is kept, the killed run's where it logged the step: the same values for every evaluation and every
+    later training-loss row (training is deterministic), but the first training-loss row the resumed run logs
+    averages only the steps since the checkpoint, where the killed run's (and an uninterrupted run's) averages the
+    whole logging window. A first row after the checkpoint that no killed run logged stays such a partial average.
     """
     for tsv in _curve_files(live_dir):
         header, *rows = tsv.read_text(encoding="utf-8").splitlines()
-        by_step = {int(float(r.split("\t")[0])): r for r in rows if r and int(float(r.split("\t")[0])) <= step}
-        kept = [by_step[k] for k in sorted(by_step)]  # the last row of a step: the resumed run's
-        tsv.write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
-    (Path(live_dir) / "metrics.json").unlink(missing_ok=True)
+        by_step: dict[int, str] = {}
+        for row in filter(None, rows):
+            at = int(float(row.split("\t")[0]))
+            if at <= step:
+                by_step.setdefault(at, row)
+        tsv.write_text("\n".join([header, *(by_step[k] for k in sorted(by_step))]) + "\n", encoding="utf-8")
 
 
 def _curve_files(live_dir: str | Path) -> list[Path]:
@@ -252,8 +265,9 @@ def _curve_files(live_dir: str | Path) -> list[Path]:
 
 
 def _write_curves_summary(live_dir: str | Path) -> None:
-    """DVCLive's ``metrics.json`` (each curve's last value and the last step) from the curves, for a resumed run
-    that logged nothing (its stopping rule had ended it): what the run that logged them would have written."""
+    """DVCLive's ``metrics.json`` (each curve's last value and the last step) from the curves, for a resumed run:
+    what an uninterrupted run writes. DVCLive's own holds only what the resumed run logged (nothing, when its
+    stopping rule had ended it before the kill)."""
     root = Path(live_dir) / "plots" / "metrics"
     latest: dict = {}
     last_step = 0
@@ -337,8 +351,9 @@ def run_cpt(
         stopping["greater_is_better"] = False
         callbacks.append(_early_stopping_callback(params.early_stopping_patience))
     work, resume_from = prepare_run(out_dir, params, [base_dir, corpus_dir], resume)
+    resumed = json.loads((Path(resume_from) / "trainer_state.json").read_text()) if resume_from else None
     # the step a resumed run's stopping rule had already ended it at
-    trained_to = _stopped_at(resume_from, params.early_stopping_patience) if stopping and resume_from else None
+    trained_to = _stopped_at(resumed, params.early_stopping_patience) if stopping and resumed else None
     if trained_to is not None:
         # zero steps left: the Trainer ends the run as the uninterrupted one ended (the best epoch's weights loaded)
         log.info("the stopping rule had ended this run at step %d before it was killed: no further training",
@@ -360,10 +375,12 @@ def run_cpt(
         eval_dataset=masked_once(valid_blocks, tokenizer, objective, params) if valid_blocks else None,
         callbacks=callbacks,
     )
-    if resume_from is not None and trainer.is_world_process_zero():  # only the main process logs curves
-        prune_curves(live_dir, int(json.loads((Path(resume_from) / "trainer_state.json").read_text())["global_step"]))
+    logs_curves = trainer.is_world_process_zero()  # only the main process logs curves
+    if resumed is not None and logs_curves:
+        drop_unfinished_rows(live_dir)
     result = trainer.train(resume_from_checkpoint=resume_from)
-    if trained_to is not None and trainer.is_world_process_zero():
+    if resumed is not None and logs_curves:
+        prune_curves(live_dir, trainer.state.global_step)
         _write_curves_summary(live_dir)
     summary = {
         "objective": objective,

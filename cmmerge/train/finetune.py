@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +178,8 @@ def _training_fingerprint(
 
 
 def curves_of(model_dir: str | Path) -> Path:
-    """Where a run that a later stage may take (:func:`take_or_finetune`) keeps its training curves: beside it."""
+    """Where a run that a later stage may take (``run_finetune(take_from=...)``) keeps its training curves: beside
+    it."""
     model_dir = Path(model_dir)
     return model_dir.with_name(f"{model_dir.name}.curves")
 
@@ -195,43 +197,6 @@ def trained_model(candidates: list[str | Path], fingerprint: str) -> tuple[Path,
     return None
 
 
-def take_or_finetune(
-    candidates: list[str | Path],
-    init: str | Path,
-    train_dir: str | Path,
-    labels_path: str | Path,
-    params: FinetuneParams,
-    seed: int,
-    out_dir: str | Path,
-    live_dir: str | Path,
-    resume: bool = True,
-    freeze: BlockSelection | None = None,
-    revert: BlockSelection | None = None,
-) -> dict:
-    """:func:`run_finetune`, unless :func:`trained_model` finds the very same training run under ``candidates``:
-    then that model is copied to ``out_dir`` (atomically), its training curves (:func:`curves_of`) to
-    ``live_dir``, and its summary returned. The recipe stage's chosen models are taken this way.
-    """
-    import shutil
-
-    from cmmerge.fsutil import atomic_dir
-
-    fp = training_fingerprint(init, train_dir, labels_path, params, seed, freeze, revert)
-    taken = trained_model(candidates, fp)
-    if taken is None:
-        return run_finetune(
-            init, train_dir, labels_path, params, seed, out_dir, live_dir, resume=resume, freeze=freeze, revert=revert
-        )
-    model, summary = taken
-    with atomic_dir(out_dir) as tmp:
-        shutil.copytree(model, tmp, dirs_exist_ok=True)
-    if curves_of(model).is_dir():
-        shutil.rmtree(live_dir, ignore_errors=True)
-        shutil.copytree(curves_of(model), live_dir)
-    log.info("seed %d: the same training run's model %s copied to %s, not trained again", seed, model, out_dir)
-    return summary
-
-
 def run_finetune(
     init: str | Path,
     train_dir: str | Path,
@@ -243,19 +208,61 @@ def run_finetune(
     resume: bool = True,
     freeze: BlockSelection | None = None,
     revert: BlockSelection | None = None,
+    take_from: Sequence[str | Path] = (),
 ) -> dict:
     """Fine-tune ``init`` on ``train_dir/train.jsonl`` (dev: ``train_dir/dev.jsonl``) into ``out_dir``.
 
     With ``params.optim.checkpoint_steps`` set, a killed run resumes from its last checkpoint when started
     again with the same params, seed and inputs (``resume=False`` always starts afresh). ``freeze`` keeps
     the selected blocks at their starting values during training; ``revert`` resets them after it.
+
+    ``take_from``: folders where another stage may have made this very training run already (the recipe stage's
+    chosen models). When :func:`trained_model` finds it there, that model is copied to ``out_dir`` (atomically),
+    its training curves (:func:`curves_of`) to ``live_dir``, and its summary returned: training is deterministic on
+    the CPU, so it is what training again would write.
     """
+    labels = read_json(labels_path)
+    fp = _training_fingerprint(init, train_dir, labels, params, seed, freeze, revert)
+    taken = trained_model(take_from, fp) if take_from else None
+    if taken is not None:
+        return _take(*taken, out_dir, live_dir, seed)
+    return _train(init, train_dir, labels, params, seed, out_dir, live_dir, resume, freeze, revert, fp)
+
+
+def _take(model: Path, summary: dict, out_dir: str | Path, live_dir: str | Path, seed: int) -> dict:
+    import shutil
+
+    from cmmerge.fsutil import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(model, tmp, dirs_exist_ok=True)
+    if curves_of(model).is_dir():
+        shutil.rmtree(live_dir, ignore_errors=True)
+        shutil.copytree(curves_of(model), live_dir)
+    log.info("seed %d: the same training run's model %s copied to %s, not trained again", seed, model, out_dir)
+    return summary
+
+
+def _train(
+    init: str | Path,
+    train_dir: str | Path,
+    labels: list,
+    params: FinetuneParams,
+    seed: int,
+    out_dir: str | Path,
+    live_dir: str | Path,
+    resume: bool,
+    freeze: BlockSelection | None,
+    revert: BlockSelection | None,
+    fp: str,
+) -> dict:
+    """The training :func:`run_finetune` does when it takes no model: ``fp`` is its fingerprint, written into the
+    model's ``train_summary.json``."""
     import numpy as np
     from sklearn.metrics import f1_score
     from transformers import DataCollatorWithPadding, set_seed
 
     train_dir = Path(train_dir)
-    labels = read_json(labels_path)
     train_rows = _read_split(train_dir, "train")
     dev_rows = _read_split(train_dir, "dev") if (train_dir / "dev.jsonl").is_file() else []
     set_seed(seed)
@@ -289,9 +296,6 @@ def run_finetune(
         seed,
     )
     fp_settings = _fingerprint_settings(params, seed, labels, freeze, revert)
-    # before training, from the labels in hand: a caller that fingerprinted the same run (take_or_finetune, the
-    # curve) has the inputs' content hashes memoised already (content_digest), so nothing is read twice
-    fp = _training_fingerprint(init, train_dir, labels, params, seed, freeze, revert)
     work, resume_from = prepare_run(out_dir, fp_settings, [init, train_dir], resume)
     trainer = make_trainer(
         model=model,

@@ -124,7 +124,7 @@ def run_recipe(
     """Fine-tune ``init`` on ``train_dir`` for every cell of the grid and seed; score ``train_dir/dev.jsonl``.
 
     The chosen cell's models stay in ``work_dir/<cell>/seed<s>`` for a stage that would train them again
-    (:func:`cmmerge.train.finetune.take_or_finetune`); the other cells keep only their scores. With
+    (``run_finetune(take_from=...)``, :mod:`cmmerge.train.finetune`); the other cells keep only their scores. With
     ``chosen_dir`` (the recipe stage's ``models/recipe_chosen``, a DVC output) they are also copied there, as
     ``seed<s>`` with their curves beside them, each one trained again where the grid kept only its score.
 
@@ -185,7 +185,7 @@ def run_recipe(
             tags.append(tag)
     chosen = best_cell(cells, str(out_path))
     # The chosen cell's models stay, every other cell's go: a stage that trains the very same model (the reference
-    # method's seeds with the chosen recipe) takes them (cmmerge.train.finetune.take_or_finetune).
+    # method's seeds with the chosen recipe) takes them (cmmerge.train.finetune.run_finetune, take_from).
     keep_tag = tags[cells.index(chosen)]
     for folder in work_dir.iterdir() if work_dir.is_dir() else []:
         if folder.is_dir() and folder.name in set(tags) - {keep_tag}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,62 @@ def test_lambda_from_a_missing_or_foreign_sweep_says_what_to_run(tmp_path):
         lambda_from_sweep(tmp_path / "other.json", "ta")
     with pytest.raises(ConfigError, match="holds no candidates"):
         best_lambda([])
+
+
+def test_a_lambda_that_leaves_the_base_in_value_takes_the_model_fine_tuned_from_the_base(tiny_models, tmp_path):
+    """Task arithmetic at λ = 0 writes θ_base + 0·τ: θ_base in value, though not in bytes (a -0.0 becomes 0.0, and a
+    merge manifest lies beside it). Fine-tuning it is the run that fine-tunes θ_base (the recipe stage's chosen
+    model): the sweep takes that model instead of training, and training it gives the same weights and scores."""
+    import tiny
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import cmmerge.train.finetune as finetune_module
+    from cmmerge.train.finetune import run_finetune
+
+    base, cpt = tmp_path / "base", tmp_path / "cpt"
+    export_base(str(tiny_models["bert"]), base)
+    export_base(str(tiny.tiny_bert(tmp_path / "cpt_raw", seed=1)), cpt)
+    # a -0.0 in θ_base where τ > 0, as the embedded encoder has one: θ_base + 0·τ turns it into 0.0
+    weights, name = load_file(base / "model.safetensors"), "bert.embeddings.word_embeddings.weight"
+    at = int(torch.nonzero(load_file(cpt / "model.safetensors")[name].flatten() > 0)[0])
+    weights[name].view(-1)[at] = -0.0
+    save_file(weights, base / "model.safetensors", metadata={"format": "pt"})
+    task = tmp_path / "task"
+    write_jsonl(task / "train.jsonl", _rows(12, 0))
+    write_jsonl(task / "dev.jsonl", _rows(6, 100))
+    write_jsonl(task / "test.jsonl", _rows(6, 200))
+    write_json(tmp_path / "labels.json", LABELS)
+    ft = FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
+    entry = {"merge_method": "task_arithmetic", "base_model": str(base), "models": [{"model": str(cpt)}]}
+    chosen = tmp_path / "chosen" / "seed3"
+    run_finetune(base, task, tmp_path / "labels.json", ft, 3, chosen, tmp_path / "chosen" / "seed3.curves")
+
+    grid = SweepParams(lambdas=[0.0, 1.0], seeds=[3], keep_models=True)
+
+    def sweep(work: str, take_from=()) -> list[dict]:
+        return run_sweep(
+            "ta", entry, task, task / "test.jsonl", tmp_path / "labels.json", grid, ft, tmp_path / work,
+            tmp_path / f"{work}.json", eval_max_length=24, eval_batch_size=4, take_from=take_from,
+        )  # fmt: skip
+
+    trained = []
+    real_train = finetune_module._train
+
+    def counting(*args, **kwargs):
+        trained.append(Path(args[0]).parent.name)
+        return real_train(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finetune_module, "_train", counting)
+        taken = sweep("taken", take_from=[tmp_path / "chosen"])
+    assert trained == ["lambda1"], "λ = 0 took the model fine-tuned from θ_base"
+    merged = tmp_path / "taken" / "lambda0" / "merged"
+    assert (merged / "model.safetensors").read_bytes() != (base / "model.safetensors").read_bytes()
+    assert torch.signbit(load_file(merged / "model.safetensors")[name].view(-1)[at]) == torch.tensor(False)
+    # training from the merge instead: the weights it gives equal the taken ones in value, and so do the scores
+    trained_again = sweep("trained")
+    assert trained_again == taken
+    first = load_file(tmp_path / "trained" / "lambda0" / "seed3" / "model.safetensors")
+    second = load_file(chosen / "model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

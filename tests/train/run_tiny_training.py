@@ -32,7 +32,9 @@ def main() -> None:
         batch_size=4,
         learning_rate=1e-1 if patience else 3e-3,
         lr_scheduler="constant" if patience else "linear",
-        logging_steps=1,
+        # with early stopping, a logging window (11) that no epoch (18 steps) ends on: a run resumed from an epoch
+        # checkpoint logs first an average over fewer steps than the window the killed run averaged
+        logging_steps=11 if patience else 1,
         checkpoint_steps=int(ckpt),
         warmup_ratio=0.0,
     )

@@ -158,14 +158,14 @@ def recipe_experiment(tiny_models, prepared, tmp_path_factory):
     )
     p = prepared / "prepared"
     out = root / "out"
-    real_run_finetune = finetune_module.run_finetune
+    real_train = finetune_module._train  # what run_finetune calls when it takes no model
 
     def counted(*args, **kwargs):
         _RECIPE_EXPERIMENT_TRAINED.append(os.path.relpath(args[5], out))
-        return real_run_finetune(*args, **kwargs)
+        return real_train(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(finetune_module, "run_finetune", counted)
+        mp.setattr(finetune_module, "_train", counted)
         run_adapter_transfer(
             root / "base", p / "english", p / "task", prepared / "corpus" / "train.txt", p / "labels.json", params, out
         )

@@ -216,8 +216,13 @@ def test_a_resumed_cpt_stops_where_an_uninterrupted_one_does(work, tmp_path):
     best = ran["best_epoch"]
     assert per_epoch == 18 and ran["stopped_early"] and ran["epochs_run"] == best + patience < epochs, ran
     reference = {name: _tsv(tmp_path / "live-whole", name) for name in ("eval/loss", "train/loss")}
-    # one evaluation after the best (the patience count at 1), and after the rule fired (the output not written)
-    for case, kill in (("one-after-best", str((best + 1) * per_epoch + 1)), ("fired", f"save:{ran['steps']}")):
+    # one evaluation after the best (the patience count at 1), one step after the first training-loss row past
+    # that epoch's checkpoint (the row a resumed run logs again, averaged over fewer steps), and after the rule
+    # fired (the output not written)
+    checkpoint = (best + 1) * per_epoch
+    logged = next(s for s, _ in reference["train/loss"] if s > checkpoint)
+    assert logged % per_epoch and logged + 1 < checkpoint + per_epoch, (checkpoint, logged)
+    for case, kill in (("one-after-best", str(logged + 1)), ("fired", f"save:{ran['steps']}")):
         out, live = tmp_path / case, tmp_path / f"live-{case}"
         killed = run(out, live, kill)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -272,3 +277,33 @@ def test_fingerprint_sees_changed_bytes_through_its_memo(tmp_path):
     os.utime(tmp_path / "renamed" / "a.txt", ns=(1, 1))
     assert content_digest(tmp_path / "renamed") == content_digest(tmp_path / "renamed"), "stable"
     assert content_digest(tmp_path / "renamed") != content_digest(folder), "b.txt is part of the folder"
+
+
+def test_a_model_folder_counts_by_its_tensor_values_not_its_bytes(tmp_path):
+    """A model counts by what it computes: -0.0 and 0.0, the order and metadata of a safetensors file, and a
+    provenance file (a merge manifest) do not change its digest; any other value, name or config does."""
+    import torch
+    from safetensors.torch import save_file
+
+    from cmmerge.train.common import content_digest
+
+    def model(name: str, w: list[float], extra: dict | None = None, meta: dict | None = None, cfg: str = "{}"):
+        folder = tmp_path / name
+        folder.mkdir()
+        tensors = {"b": torch.tensor([1.0, 2.0]), "w": torch.tensor(w), **(extra or {})}
+        save_file(tensors, folder / "model.safetensors", metadata=meta)
+        (folder / "config.json").write_text(cfg)
+        return folder
+
+    base = model("base", [-0.0, 1.5])
+    merged = model("merged", [0.0, 1.5], meta={"format": "pt"})
+    (merged / "merge_manifest.json").write_text('{"method": "task_arithmetic"}')
+    assert (base / "model.safetensors").read_bytes() != (merged / "model.safetensors").read_bytes()
+    assert content_digest(base) == content_digest(merged)
+    for other in (
+        model("value", [0.0, 1.5000001]),
+        model("dtype", [0.0, 1.5], extra={"b": torch.tensor([1.0, 2.0], dtype=torch.float64)}),
+        model("name", [0.0, 1.5], extra={"c": torch.tensor([0.0])}),
+        model("config", [0.0, 1.5], cfg='{"hidden_act": "relu"}'),
+    ):
+        assert content_digest(other) != content_digest(base), other.name

@@ -16,7 +16,7 @@ from cmmerge.models import export_base
 from cmmerge.params import from_dict
 from cmmerge.train.common import OptimParams, training_arguments
 from cmmerge.train.cpt import CptParams, run_cpt
-from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune, take_or_finetune
+from cmmerge.train.finetune import FinetuneParams, MethodSpec, run_finetune
 from cmmerge.train.recipe import RecipeParams, best_cell, resolve_recipe, run_recipe
 
 
@@ -95,13 +95,13 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     import cmmerge.train.finetune as finetune_module
 
     trained = []
-    real_run_finetune = finetune_module.run_finetune
+    real_train = finetune_module._train  # what run_finetune calls when it takes no model
 
     def counting(*args, **kwargs):
         trained.append((args[4], str(args[5])))
-        return real_run_finetune(*args, **kwargs)
+        return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(finetune_module, "run_finetune", counting)
+    monkeypatch.setattr(finetune_module, "_train", counting)
     from cmmerge.train import kept as kept_module
 
     monkeypatch.setattr(kept_module, "reused", {"seconds": 0.0, "untimed": 0})
@@ -141,7 +141,8 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
     # what it takes is what training again wrote (weights, summary, curves)
     trained.clear()
     chosen_3 = dataclasses.replace(chosen, seeds=[1, 2, 3])  # the finetune stage trains its own list of seeds
-    take_or_finetune([tmp_path / "chosen"], base, task, labels, chosen_3, 1, tmp_path / "taken", tmp_path / "curves")
+    take = {"take_from": [tmp_path / "chosen"]}
+    run_finetune(base, task, labels, chosen_3, 1, tmp_path / "taken", tmp_path / "curves", **take)
     assert trained == [], "the chosen cell's model is taken"
     again, taken = load_file(tmp_path / "again/model.safetensors"), load_file(tmp_path / "taken/model.safetensors")
     assert again.keys() == taken.keys() and all(torch.equal(again[k], taken[k]) for k in again)
@@ -149,7 +150,7 @@ def test_recipe_grid_scores_every_cell_on_dev_and_picks_the_best(tiny_models, pr
         (tmp_path / "again/train_summary.json").read_text()
     )
     assert (tmp_path / "curves/metrics.json").is_file()
-    take_or_finetune([tmp_path / "chosen"], base, task, labels, chosen_3, 3, tmp_path / "seed3", tmp_path / "curves3")
+    run_finetune(base, task, labels, chosen_3, 3, tmp_path / "seed3", tmp_path / "curves3", **take)
     assert trained == [(3, str(tmp_path / "seed3"))], "a seed the grid did not train is trained"
 
 
