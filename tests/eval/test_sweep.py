@@ -24,7 +24,8 @@ def _rows(n: int, offset: int) -> list[dict]:
     return [{"id": str(offset + i), "text": f"{WORDS[LABELS[i % 3]]} {i}", "label": LABELS[i % 3]} for i in range(n)]
 
 
-def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
+def _models_and_task(tiny_models, tmp_path: Path) -> tuple[Path, Path, Path, FinetuneParams]:
+    """θ_base, a stand-in for θ_cpt, a tiny task folder (with labels.json beside it) and fine-tuning params."""
     import tiny
 
     base, cpt = tmp_path / "base", tmp_path / "cpt"
@@ -36,7 +37,11 @@ def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
     write_jsonl(task / "dev.jsonl", _rows(6, 100))
     write_jsonl(task / "test.jsonl", _rows(6, 200))
     write_json(tmp_path / "labels.json", LABELS)
-    ft = FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
+    return base, cpt, task, FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
+
+
+def test_sweep_writes_one_record_per_lambda(tiny_models, tmp_path, monkeypatch):
+    base, cpt, task, ft = _models_and_task(tiny_models, tmp_path)
     out = tmp_path / "metrics" / "sweep.json"
     entry = {
         "merge_method": "task_arithmetic",
@@ -112,27 +117,18 @@ def test_a_lambda_that_leaves_the_base_in_value_takes_the_model_fine_tuned_from_
     """Task arithmetic at λ = 0 writes θ_base + 0·τ: θ_base in value, though not in bytes (a -0.0 becomes 0.0, and a
     merge manifest lies beside it). Fine-tuning it is the run that fine-tunes θ_base (the recipe stage's chosen
     model): the sweep takes that model instead of training, and training it gives the same weights and scores."""
-    import tiny
     import torch
     from safetensors.torch import load_file, save_file
 
     import cmmerge.train.finetune as finetune_module
     from cmmerge.train.finetune import run_finetune
 
-    base, cpt = tmp_path / "base", tmp_path / "cpt"
-    export_base(str(tiny_models["bert"]), base)
-    export_base(str(tiny.tiny_bert(tmp_path / "cpt_raw", seed=1)), cpt)
+    base, cpt, task, ft = _models_and_task(tiny_models, tmp_path)
     # a -0.0 in θ_base where τ > 0, as the embedded encoder has one: θ_base + 0·τ turns it into 0.0
     weights, name = load_file(base / "model.safetensors"), "bert.embeddings.word_embeddings.weight"
     at = int(torch.nonzero(load_file(cpt / "model.safetensors")[name].flatten() > 0)[0])
     weights[name].view(-1)[at] = -0.0
     save_file(weights, base / "model.safetensors", metadata={"format": "pt"})
-    task = tmp_path / "task"
-    write_jsonl(task / "train.jsonl", _rows(12, 0))
-    write_jsonl(task / "dev.jsonl", _rows(6, 100))
-    write_jsonl(task / "test.jsonl", _rows(6, 200))
-    write_json(tmp_path / "labels.json", LABELS)
-    ft = FinetuneParams(max_length=16, optim=OptimParams(max_steps=2, batch_size=6, logging_steps=1))
     entry = {"merge_method": "task_arithmetic", "base_model": str(base), "models": [{"model": str(cpt)}]}
     chosen = tmp_path / "chosen" / "seed3"
     run_finetune(base, task, tmp_path / "labels.json", ft, 3, chosen, tmp_path / "chosen" / "seed3.curves")
